@@ -1,0 +1,39 @@
+// Package names holds the identifiers that machineflow shares with the
+// supervisor cluster, the KubeVirt clusters and the other vitistack
+// components. They are contracts (see shared/DESIGN.md): changing one breaks
+// objects that already exist.
+package names
+
+const (
+	// PlacementAnnotation on a Machine records the KubevirtConfig that hosts
+	// its VirtualMachine. It is written once placement is decided and left in
+	// place after deprovisioning, for audit.
+	PlacementAnnotation = "vitistack.io/kubevirt-config"
+
+	// Finalizer keeps a Machine until its DeprovisionMachine workflow has
+	// completed.
+	Finalizer = "machine.vitistack.io/finalizer"
+
+	// ManagedByLabel and SourceMachineLabel are set on every object that
+	// machineflow creates on a KubeVirt cluster. Deletion only ever touches
+	// objects that carry ManagedByLabel=ManagedByValue.
+	ManagedByLabel     = "vitistack.io/managed-by"
+	ManagedByValue     = "machineflow"
+	SourceMachineLabel = "vitistack.io/source-machine"
+
+	// ProviderKubevirt is the only non-empty spec.provider machineflow handles.
+	ProviderKubevirt = "kubevirt"
+
+	// KubeconfigSecretKey is the data key of a KubevirtConfig's Secret.
+	KubeconfigSecretKey = "kubeconfig"
+)
+
+// HandlesProvider reports whether a Machine with this spec.provider is ours.
+func HandlesProvider(provider string) bool {
+	return provider == "" || provider == ProviderKubevirt
+}
+
+// ManagedLabels are the labels every object created for machine carries.
+func ManagedLabels(machine string) map[string]string {
+	return map[string]string{ManagedByLabel: ManagedByValue, SourceMachineLabel: machine}
+}
