@@ -26,6 +26,11 @@ const (
 
 	// KubeconfigSecretKey is the data key of a KubevirtConfig's Secret.
 	KubeconfigSecretKey = "kubeconfig"
+
+	// VMAnnotationPrefix marks Machine annotations that are copied verbatim
+	// onto the VirtualMachine, so users can pass hints to KubeVirt (and tests
+	// to the simulator) without a new API field.
+	VMAnnotationPrefix = "vm.machineflow.io/"
 )
 
 // HandlesProvider reports whether a Machine with this spec.provider is ours.
