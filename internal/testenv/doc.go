@@ -1,0 +1,28 @@
+// Package testenv starts the real API servers every machineflow integration
+// suite runs against: one supervisor cluster with the vitistack CRDs and N
+// KubeVirt clusters, each with minimal KubeVirt, CDI and Multus CRDs and a
+// default StorageClass, registered on the supervisor as KubevirtConfigs with
+// kubeconfig Secrets exactly as an operator would register them.
+//
+// Why it is shaped this way:
+//
+//   - Every cluster is its own kube-apiserver and etcd (controller-runtime
+//     envtest), not namespaces in one server: per-cluster clients, kubeconfig
+//     rotation and unreachable clusters are what the code under test deals
+//     with, and they only exist with separate endpoints.
+//   - The servers start concurrently, so one supervisor plus two clusters are
+//     up in a few seconds (BenchmarkStart reports the figure); a suite starts
+//     its Env once and isolates tests by namespace or object name.
+//   - Binaries come from ./bin (built by `make tools` from Go modules), found
+//     from the repository root, so `go test` works without KUBEBUILDER_ASSETS.
+//     Setting KUBEBUILDER_ASSETS still overrides the directory.
+//   - The supervisor's CRDs are the checked-in copy in deploy/crds/vitistack,
+//     the same files that are deployed; a test fails when they drift from the
+//     vitistack/common module in go.mod (fix: `make crds`).
+//   - The kubeconfig handed to machineflow comes from a separate envtest user
+//     in system:masters, never from the harness's own admin config, so code
+//     under test authenticates like a real deployment.
+//
+// Nothing here simulates KubeVirt itself: run internal/kubevirtsim against a
+// Cluster's Client for VMIs, phases and addresses.
+package testenv
