@@ -1,0 +1,80 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/machineflow/machineflow/activities"
+)
+
+// ClusterHealthCheck checks every KubevirtConfig in parallel. Each cluster
+// runs its own check → record → invalidate sequence in a coroutine, so a
+// slow cluster delays nobody else's record. It fails, after every cluster
+// has been handled, only if a result could not be recorded.
+func ClusterHealthCheck(ctx workflow.Context) (HealthReport, error) {
+	logger := workflow.GetLogger(ctx)
+	var names []string
+	if err := executeActivity(ctx, activities.ListClustersName, &names); err != nil {
+		return HealthReport{}, fmt.Errorf("list KubevirtConfigs: %w", err)
+	}
+
+	report := HealthReport{Clusters: make([]activities.ClusterHealth, len(names))}
+	errs := make([]error, len(names))
+	wg := workflow.NewWaitGroup(ctx)
+	for i, name := range names {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			report.Clusters[i], errs[i] = checkCluster(ctx, name)
+		})
+	}
+	wg.Wait(ctx)
+
+	sort.Slice(report.Clusters, func(i, j int) bool {
+		return report.Clusters[i].KubevirtConfig < report.Clusters[j].KubevirtConfig
+	})
+	unhealthy := 0
+	for _, c := range report.Clusters {
+		if !c.Healthy {
+			unhealthy++
+		}
+	}
+	logger.Info("cluster health checked", "clusters", len(names), "unhealthy", unhealthy)
+	return report, errors.Join(errs...)
+}
+
+// checkCluster checks, records and, when unhealthy, drops the cached client
+// of one cluster. A check that fails (rather than reporting an unhealthy
+// cluster) counts as unhealthy.
+func checkCluster(ctx workflow.Context, name string) (activities.ClusterHealth, error) {
+	ref := activities.ClusterRef{KubevirtConfig: name}
+	started := workflow.Now(ctx)
+	var health activities.ClusterHealth
+	if err := executeActivity(ctx, activities.CheckClusterName, &health, ref); err != nil {
+		reason, msg := describeError(err)
+		now := workflow.Now(ctx)
+		health = activities.ClusterHealth{
+			KubevirtConfig: name,
+			Reason:         fmt.Sprintf("health check did not complete: %s: %s", reason, msg),
+			Duration:       now.Sub(started),
+			CheckedAt:      now,
+		}
+	}
+	if health.KubevirtConfig == "" {
+		health.KubevirtConfig = name
+	}
+
+	var errs []error
+	if err := executeActivity(ctx, activities.RecordClusterHealthName, nil, health); err != nil {
+		errs = append(errs, fmt.Errorf("record health of KubevirtConfig %s: %w", name, err))
+	}
+	if !health.Healthy {
+		if err := executeActivity(ctx, activities.InvalidateClusterClientName, nil, ref); err != nil {
+			errs = append(errs, fmt.Errorf("invalidate client of KubevirtConfig %s: %w", name, err))
+		}
+	}
+	return health, errors.Join(errs...)
+}

@@ -1,0 +1,299 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vitistack/common/pkg/v1alpha1"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/machineflow/machineflow/activities"
+)
+
+const (
+	// ConditionProvisioning is the Machine condition that names the step a
+	// provision is in (vitistack has no Provisioning phase: the phase stays
+	// Creating).
+	ConditionProvisioning = "Provisioning"
+	// ReasonProvisioned is the condition reason once the VM runs.
+	ReasonProvisioned = "Provisioned"
+
+	// ErrTypeBootDeadlineExceeded is the failure reason when the VM did not
+	// reach Running within ProvisionInput.BootTimeout.
+	ErrTypeBootDeadlineExceeded = "BootDeadlineExceeded"
+)
+
+// ProvisionMachine creates the VM of a Machine on its KubeVirt cluster and
+// waits until it runs. See doc.go for the steps, options and compensation.
+func ProvisionMachine(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
+	if err := in.Validate(); err != nil {
+		return ProvisionResult{}, invalidInput(ProvisionMachineName, err)
+	}
+	bootTimeout, _ := in.bootTimeout() // validated above
+	progress, err := newTracker(ctx)
+	if err != nil {
+		return ProvisionResult{}, err
+	}
+	p := &provision{
+		machine:     activities.MachineRef{Namespace: in.Namespace, Name: in.Name},
+		requested:   in.KubevirtConfig,
+		bootTimeout: bootTimeout,
+		progress:    progress,
+		logger:      log.With(workflow.GetLogger(ctx), "machineNamespace", in.Namespace, "machineName", in.Name),
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, machineSearchAttributes(in.Namespace, in.Name)...); err != nil {
+		return ProvisionResult{}, fmt.Errorf("upsert search attributes: %w", err)
+	}
+
+	obs, err := p.steps(ctx)
+	if err == nil {
+		err = p.setStatus(ctx, v1alpha1.MachinePhaseRunning, &activities.Condition{
+			Type: ConditionProvisioning, Status: "False", Reason: ReasonProvisioned,
+			Message: fmt.Sprintf("VM %s/%s runs on %s", p.machine.Namespace, p.machine.Name, p.config),
+		}, nil, &obs)
+	}
+	if err != nil {
+		return ProvisionResult{}, p.fail(ctx, err)
+	}
+	p.progress.finish(StepCompleted)
+	p.logger.Info("machine provisioned", "kubevirtConfig", p.config)
+	return ProvisionResult{
+		KubevirtConfig: p.config,
+		VMNamespace:    p.machine.Namespace,
+		VMName:         p.machine.Name,
+		IPAddresses:    obs.IPAddresses,
+		IPv6Addresses:  obs.IPv6Addresses,
+	}, nil
+}
+
+// provision is the state of one ProvisionMachine run.
+type provision struct {
+	machine     activities.MachineRef
+	requested   string
+	bootTimeout time.Duration
+	config      string
+	created     createdResources
+	progress    *tracker
+	attrs       searchAttributes
+	logger      log.Logger
+}
+
+// createdResources is what this run created (as opposed to adopted):
+// exactly what compensation deletes.
+type createdResources struct {
+	pvcs                 []string
+	nad                  bool
+	networkConfiguration bool
+	vm                   bool
+}
+
+func (c createdResources) any() bool {
+	return len(c.pvcs) > 0 || c.nad || c.networkConfiguration || c.vm
+}
+
+func (p *provision) remote() activities.RemoteMachine {
+	return activities.RemoteMachine{KubevirtConfig: p.config, Machine: p.machine}
+}
+
+// steps runs everything up to a running VM and returns what the cluster
+// shows of it.
+func (p *provision) steps(ctx workflow.Context) (activities.VMObservation, error) {
+	var obs activities.VMObservation
+	var placement activities.Placement
+	err := p.step(ctx, activities.ResolvePlacementName, &placement,
+		activities.PlacementInput{Machine: p.machine, KubevirtConfig: p.requested})
+	if err != nil {
+		return obs, err
+	}
+	if placement.KubevirtConfig == "" {
+		return obs, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("no KubevirtConfig was chosen for Machine %s/%s", p.machine.Namespace, p.machine.Name),
+			activities.ErrTypeConfigNotFound, nil)
+	}
+	p.config = placement.KubevirtConfig
+	if err := p.attrs.setConfig(ctx, p.config); err != nil {
+		return obs, fmt.Errorf("upsert search attributes: %w", err)
+	}
+
+	if err := p.step(ctx, activities.ValidateClusterName, nil, activities.ClusterRef{KubevirtConfig: p.config}); err != nil {
+		return obs, err
+	}
+	var plan activities.MachinePlan
+	if err := p.step(ctx, activities.LoadMachineName, &plan, p.machine); err != nil {
+		return obs, err
+	}
+
+	if err := p.createStep(ctx, activities.EnsureNamespaceName, nil, func() {}, p.remote()); err != nil {
+		return obs, err
+	}
+	var volumes activities.VolumesResult
+	err = p.createStep(ctx, activities.EnsureVolumesName, &volumes,
+		func() { p.created.pvcs = volumes.Created },
+		activities.VolumesInput{KubevirtConfig: p.config, Machine: p.machine, Disks: plan.Disks})
+	if err != nil {
+		return obs, err
+	}
+	var network activities.NetworkResult
+	err = p.createStep(ctx, activities.EnsureNetworkName, &network,
+		func() {
+			p.created.nad = network.NADCreated
+			p.created.networkConfiguration = network.NetworkConfigurationCreated
+		},
+		activities.NetworkInput{KubevirtConfig: p.config, Machine: p.machine, Network: plan.Network})
+	if err != nil {
+		return obs, err
+	}
+	var vm activities.VirtualMachineResult
+	err = p.createStep(ctx, activities.EnsureVirtualMachineName, &vm,
+		func() { p.created.vm = vm.Created },
+		activities.VirtualMachineInput{KubevirtConfig: p.config, Plan: plan, Network: network})
+	if err != nil {
+		return obs, err
+	}
+
+	if err := p.writeProgress(ctx, activities.WaitForVirtualMachineName); err != nil {
+		return obs, err
+	}
+	err = p.progress.runWith(ctx, bootWaitOptions(p.bootTimeout), activities.WaitForVirtualMachineName, &obs, p.remote())
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		// Heartbeat timeouts are retried by the server until the
+		// ScheduleToClose deadline; a timeout seen here is that deadline.
+		return obs, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("VM %s/%s on %s did not reach Running within %s: boot deadline exceeded",
+				p.machine.Namespace, p.machine.Name, p.config, p.bootTimeout),
+			ErrTypeBootDeadlineExceeded, err)
+	}
+	return obs, err
+}
+
+// step writes the step to the Machine's status, then runs its activity.
+func (p *provision) step(ctx workflow.Context, name string, result any, input any) error {
+	if err := p.writeProgress(ctx, name); err != nil {
+		return err
+	}
+	return p.progress.run(ctx, name, result, input)
+}
+
+// createStep runs an activity that may create objects. It runs in a
+// disconnected context so that a cancellation arriving meanwhile does not
+// lose its result: record notes what it created, and the cancellation is
+// acted on right after.
+func (p *provision) createStep(ctx workflow.Context, name string, result any, record func(), input any) error {
+	if err := p.writeProgress(ctx, name); err != nil {
+		return err
+	}
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	if err := p.progress.run(dctx, name, result, input); err != nil {
+		return err
+	}
+	record()
+	return ctx.Err()
+}
+
+// writeProgress shows the step on the Machine: phase Creating and the
+// Provisioning condition with the step as its reason.
+func (p *provision) writeProgress(ctx workflow.Context, step string) error {
+	p.progress.begin(step)
+	return p.setStatus(ctx, v1alpha1.MachinePhaseCreating,
+		&activities.Condition{Type: ConditionProvisioning, Status: "True", Reason: step}, nil, nil)
+}
+
+func (p *provision) setStatus(ctx workflow.Context, phase string, cond *activities.Condition, failure *activities.Failure, obs *activities.VMObservation) error {
+	if err := p.attrs.setPhase(ctx, phase); err != nil {
+		return fmt.Errorf("upsert search attributes: %w", err)
+	}
+	return p.progress.run(ctx, activities.UpdateMachineStatusName, nil, activities.StatusUpdate{
+		Machine:        p.machine,
+		Phase:          phase,
+		KubevirtConfig: p.config,
+		Condition:      cond,
+		Failure:        failure,
+		Observation:    obs,
+	})
+}
+
+// fail compensates and records the outcome on the Machine: Failed with the
+// reason, or Pending without a failure when the run was cancelled. It
+// returns the workflow's final error.
+func (p *provision) fail(ctx workflow.Context, cause error) error {
+	cancelled := ctx.Err() != nil
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+
+	failure := failureOf(cause)
+	p.logger.Warn("provisioning stopped", "cancelled", cancelled, "reason", failure.Reason, "error", failure.Message)
+	leftovers := p.compensate(dctx)
+	var cleanup string
+	if len(leftovers) > 0 {
+		cleanup = "; cleanup incomplete: " + strings.Join(leftovers, "; ")
+	}
+
+	var err error
+	if cancelled {
+		err = p.setStatus(dctx, v1alpha1.MachinePhasePending, &activities.Condition{
+			Type: ConditionProvisioning, Status: "False", Reason: StepCancelled,
+			Message: "provisioning was cancelled" + cleanup,
+		}, nil, nil)
+	} else {
+		failure.Message += cleanup
+		err = p.setStatus(dctx, v1alpha1.MachinePhaseFailed, &activities.Condition{
+			Type: ConditionProvisioning, Status: "False", Reason: failure.Reason, Message: failure.Message,
+		}, &failure, nil)
+	}
+	if err != nil {
+		p.logger.Error("could not record the outcome on the Machine", "error", err)
+	}
+
+	if cancelled {
+		p.progress.finish(StepCancelled)
+		return temporal.NewCanceledError()
+	}
+	p.progress.finish(StepFailed)
+	return temporal.NewNonRetryableApplicationError(failure.Message, failure.Reason, cause)
+}
+
+// compensate deletes what this run created, VM first, and returns what it
+// could not delete. Deprovisioning removes leftovers by label later.
+func (p *provision) compensate(ctx workflow.Context) []string {
+	if !p.created.any() {
+		return nil
+	}
+	p.progress.begin(StepCompensating)
+	remote := p.remote()
+	var leftovers []string
+	del := func(name string, input any) {
+		if err := p.progress.run(ctx, name, nil, input); err != nil {
+			reason, msg := describeError(err)
+			leftovers = append(leftovers, fmt.Sprintf("%s: %s: %s", name, reason, msg))
+		}
+	}
+	if p.created.vm {
+		del(activities.DeleteVirtualMachineName, remote)
+	}
+	if len(p.created.pvcs) > 0 {
+		del(activities.DeleteVolumesName, activities.DeleteVolumesInput{RemoteMachine: remote, PVCNames: p.created.pvcs})
+	}
+	if p.created.nad {
+		del(activities.DeleteNetworkName, remote)
+	}
+	if p.created.networkConfiguration {
+		del(activities.DeleteNetworkConfigurationName, p.machine)
+	}
+	return leftovers
+}
+
+// failureOf is the Machine's failure for a step error; an activity's own
+// failure is led by the activity's name.
+func failureOf(err error) activities.Failure {
+	reason, msg := describeError(err)
+	if actErr, ok := err.(*temporal.ActivityError); ok {
+		msg = actErr.ActivityType().GetName() + ": " + msg
+	}
+	return activities.Failure{Reason: reason, Message: msg}
+}
