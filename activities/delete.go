@@ -1,0 +1,252 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vitistack/common/pkg/v1alpha1"
+	"go.temporal.io/sdk/activity"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/machineflow/machineflow/internal/names"
+)
+
+// Deletion only ever touches objects labelled as ours, and every delete
+// succeeds when there is nothing (left) to delete, so compensation and
+// deprovisioning can run them in any state and any number of times.
+
+// DeleteVirtualMachine deletes the Machine's VM if it is ours and waits,
+// heartbeating, until the VM and its VMI are gone.
+func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm RemoteMachine) (DeleteResult, error) {
+	c, err := a.remote(ctx, rm.KubevirtConfig)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: rm.Machine.Name}
+	where := fmt.Sprintf("%s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig)
+	res := DeleteResult{}
+	vm := &kubevirtv1.VirtualMachine{}
+	err = c.Get(ctx, key, vm)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return DeleteResult{}, classify(err, "get VirtualMachine "+where)
+	case !isManaged(vm):
+		activity.GetLogger(ctx).Warn("VirtualMachine is not ours, leaving it", "virtualMachine", where)
+		return res, nil
+	default:
+		if err := c.Delete(ctx, vm); err != nil && !apierrors.IsNotFound(err) {
+			return DeleteResult{}, classify(err, "delete VirtualMachine "+where)
+		}
+		res.Deleted = append(res.Deleted, "VirtualMachine "+where)
+	}
+	err = a.waitGone(ctx, func() (string, error) {
+		for _, o := range []struct {
+			kind string
+			obj  client.Object
+		}{{"VirtualMachine", &kubevirtv1.VirtualMachine{}}, {"VirtualMachineInstance", &kubevirtv1.VirtualMachineInstance{}}} {
+			obj := o.obj
+			err := c.Get(ctx, key, obj)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return "", classify(err, "get "+where)
+			}
+			if !isManaged(obj) {
+				continue // not ours to wait for
+			}
+			return o.kind + " " + where + " still exists", nil
+		}
+		return "", nil
+	})
+	return res, err
+}
+
+// waitGone polls pending with backoff until it reports nothing pending,
+// heartbeating what it waits for.
+func (a *Activities) waitGone(ctx context.Context, pending func() (string, error)) error {
+	delay := a.settings.PollInitial
+	for {
+		what, err := pending()
+		if err != nil || what == "" {
+			return err
+		}
+		activity.RecordHeartbeat(ctx, what)
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
+		delay = min(delay*2, a.settings.PollMax)
+	}
+}
+
+// DeleteVolumes deletes the Machine's PVCs (only PVCNames, when given) and
+// its ISO DataVolume and claim. It does not wait: a claim finishes
+// terminating once no pod uses it, which is KubeVirt's business.
+func (a *Activities) DeleteVolumes(ctx context.Context, in DeleteVolumesInput) (DeleteResult, error) {
+	c, err := a.remote(ctx, in.KubevirtConfig)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	ns, vm := in.Machine.Namespace, in.Machine.Name
+	res := DeleteResult{}
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := c.List(ctx, pvcs, client.InNamespace(ns), ownedBy(vm)); err != nil {
+		return DeleteResult{}, classify(err, fmt.Sprintf("list PVCs of %s/%s on %s", ns, vm, in.KubevirtConfig))
+	}
+	iso := isoName(vm)
+	for i := range pvcs.Items {
+		pvc := &pvcs.Items[i]
+		if len(in.PVCNames) > 0 && !slices.Contains(in.PVCNames, pvc.Name) && pvc.Name != iso {
+			continue
+		}
+		if err := a.deleteOnce(ctx, c, in.KubevirtConfig, "PersistentVolumeClaim", pvc, &res); err != nil {
+			return DeleteResult{}, err
+		}
+	}
+	// The ISO DataVolume carries our labels from the VM's template; CDI's
+	// claim for it is owned by the DataVolume and may lack them.
+	dv := &cdiv1beta1.DataVolume{}
+	err = c.Get(ctx, client.ObjectKey{Namespace: ns, Name: iso}, dv)
+	switch {
+	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+	case err != nil:
+		return DeleteResult{}, classify(err, fmt.Sprintf("get DataVolume %s/%s on %s", ns, iso, in.KubevirtConfig))
+	case isManaged(dv):
+		if err := a.deleteOnce(ctx, c, in.KubevirtConfig, "DataVolume", dv, &res); err != nil {
+			return DeleteResult{}, err
+		}
+	}
+	isoPVC := &corev1.PersistentVolumeClaim{}
+	err = c.Get(ctx, client.ObjectKey{Namespace: ns, Name: iso}, isoPVC)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return DeleteResult{}, classify(err, fmt.Sprintf("get PVC %s/%s on %s", ns, iso, in.KubevirtConfig))
+	case isManaged(isoPVC) || ownedByKind(isoPVC, "DataVolume", iso):
+		if err := a.deleteOnce(ctx, c, in.KubevirtConfig, "PersistentVolumeClaim", isoPVC, &res); err != nil {
+			return DeleteResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// deleteOnce deletes obj unless it is already terminating, recording it.
+func (a *Activities) deleteOnce(ctx context.Context, c client.Client, cluster, kind string, obj client.Object, res *DeleteResult) error {
+	if obj.GetDeletionTimestamp() != nil {
+		return nil
+	}
+	name := fmt.Sprintf("%s %s on %s", kind, objectName(obj.GetNamespace(), obj.GetName()), cluster)
+	if err := c.Delete(ctx, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return classify(err, "delete "+name)
+	}
+	res.Deleted = append(res.Deleted, name)
+	return nil
+}
+
+func ownedByKind(obj client.Object, kind, name string) bool {
+	for _, o := range obj.GetOwnerReferences() {
+		if o.Kind == kind && o.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteNetwork deletes the NetworkAttachmentDefinitions that machineflow
+// created in the Machine's namespace and that no live VM references. NADs
+// are shared by every Machine on the same VLAN, so the last one out removes
+// it; NADs made by anyone else are never touched.
+func (a *Activities) DeleteNetwork(ctx context.Context, rm RemoteMachine) (DeleteResult, error) {
+	c, err := a.remote(ctx, rm.KubevirtConfig)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	ns := rm.Machine.Namespace
+	nads := &unstructured.UnstructuredList{}
+	nads.SetGroupVersionKind(nadGVK.GroupVersion().WithKind(nadGVK.Kind + "List"))
+	err = c.List(ctx, nads, client.InNamespace(ns), client.MatchingLabels{names.ManagedByLabel: names.ManagedByValue})
+	if meta.IsNoMatchError(err) {
+		return DeleteResult{}, nil
+	}
+	if err != nil {
+		return DeleteResult{}, classify(err, fmt.Sprintf("list NetworkAttachmentDefinitions in %s on %s", ns, rm.KubevirtConfig))
+	}
+	if len(nads.Items) == 0 {
+		return DeleteResult{}, nil
+	}
+	vms := &kubevirtv1.VirtualMachineList{}
+	if err := c.List(ctx, vms, client.InNamespace(ns)); err != nil {
+		return DeleteResult{}, classify(err, fmt.Sprintf("list VirtualMachines in %s on %s", ns, rm.KubevirtConfig))
+	}
+	inUse := map[string]bool{}
+	for _, vm := range vms.Items {
+		if vm.DeletionTimestamp != nil || vm.Spec.Template == nil {
+			continue
+		}
+		for _, n := range vm.Spec.Template.Spec.Networks {
+			if n.Multus != nil {
+				// networkName is "name" or "namespace/name".
+				ref := n.Multus.NetworkName
+				if i := strings.LastIndex(ref, "/"); i >= 0 {
+					if ref[:i] != ns {
+						continue
+					}
+					ref = ref[i+1:]
+				}
+				inUse[ref] = true
+			}
+		}
+	}
+	res := DeleteResult{}
+	for i := range nads.Items {
+		nad := &nads.Items[i]
+		if inUse[nad.GetName()] {
+			continue
+		}
+		if err := a.deleteOnce(ctx, c, rm.KubevirtConfig, nadGVK.Kind, nad, &res); err != nil {
+			return DeleteResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// DeleteNetworkConfiguration deletes the Machine's NetworkConfiguration on
+// the supervisor when it is ours (labelled, or owned by a Machine of that
+// name). Unlike the operator it never blocks on labels or MACs: a foreign
+// object is left alone and deletion carries on.
+func (a *Activities) DeleteNetworkConfiguration(ctx context.Context, ref MachineRef) (DeleteResult, error) {
+	nc := &v1alpha1.NetworkConfiguration{}
+	err := a.supervisor.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, nc)
+	if apierrors.IsNotFound(err) {
+		return DeleteResult{}, nil
+	}
+	if err != nil {
+		return DeleteResult{}, classify(err, fmt.Sprintf("get NetworkConfiguration %s/%s", ref.Namespace, ref.Name))
+	}
+	if !isManaged(nc) && !ownedByKind(nc, "Machine", ref.Name) {
+		activity.GetLogger(ctx).Warn("NetworkConfiguration is not ours, leaving it", "networkConfiguration", objectName(ref.Namespace, ref.Name))
+		return DeleteResult{}, nil
+	}
+	res := DeleteResult{}
+	if err := a.deleteOnce(ctx, a.supervisor, "the supervisor", "NetworkConfiguration", nc, &res); err != nil {
+		return DeleteResult{}, err
+	}
+	return res, nil
+}

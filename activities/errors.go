@@ -1,0 +1,125 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"go.temporal.io/sdk/temporal"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/machineflow/machineflow/clients"
+)
+
+// Every error an activity returns passes through classify or one of the
+// constructors below, so the retryable/non-retryable decision lives here.
+
+// classify turns an error from the ClientManager or an API server into a
+// Temporal application error. what says what was being done ("get
+// VirtualMachine ns/name on cluster-a") and becomes the message prefix; it
+// never contains secret material, and neither do the causes we wrap (API
+// server status messages and the clients package's errors name objects only).
+func classify(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errType, final, ok := classifyClientsError(err); ok {
+		return newAppError(errType, final, err, "%s", what)
+	}
+	var netErr net.Error
+	switch {
+	case meta.IsNoMatchError(err):
+		return newAppError(ErrTypeKubeVirtMissing, true, err, "%s: API not served", what)
+	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
+		return newAppError(ErrTypeUnauthorized, true, err, "%s", what)
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		return newAppError(ErrTypeInvalidSpec, true, err, "%s: rejected by the API server", what)
+	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsTooManyRequests(err),
+		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err),
+		errors.As(err, &netErr):
+		return newAppError(ErrTypeClusterUnreachable, false, err, "%s", what)
+	}
+	// Conflicts, AlreadyExists races and anything unknown: retrying is the
+	// safe default, the workflow's retry policy bounds it.
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// clientsErrorTypes maps the clients package's sentinels to error types and
+// whether they are final.
+var clientsErrorTypes = []struct {
+	sentinel error
+	errType  string
+	final    bool
+}{
+	{clients.ErrConfigNotFound, ErrTypeConfigNotFound, true},
+	{clients.ErrInvalidKubeconfig, ErrTypeInvalidKubeconfig, true},
+	{clients.ErrUnauthorized, ErrTypeUnauthorized, true},
+	{clients.ErrKubeVirtAPIMissing, ErrTypeKubeVirtMissing, true},
+	{clients.ErrAmbiguousPlacement, ErrTypeAmbiguousPlacement, true},
+	{clients.ErrClusterUnreachable, ErrTypeClusterUnreachable, false},
+}
+
+func classifyClientsError(err error) (errType string, final, ok bool) {
+	for _, c := range clientsErrorTypes {
+		if errors.Is(err, c.sentinel) {
+			return c.errType, c.final, true
+		}
+	}
+	return "", false, false
+}
+
+func newAppError(errType string, final bool, cause error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if final {
+		return temporal.NewNonRetryableApplicationError(msg, errType, cause)
+	}
+	return temporal.NewApplicationErrorWithCause(msg, errType, cause)
+}
+
+// invalidSpec is the error for a Machine spec that can never work. field is
+// the path of the offending field, e.g. "spec.disks[1].sizeGB".
+func invalidSpec(m MachineRef, field, format string, args ...any) error {
+	return newAppError(ErrTypeInvalidSpec, true, nil, "Machine %s/%s: %s: %s", m.Namespace, m.Name, field, fmt.Sprintf(format, args...))
+}
+
+// conflict is the error for an object we would create that already exists
+// without our managed-by label: it belongs to someone else.
+func conflict(cluster, kind, namespace, name string) error {
+	return newAppError(ErrTypeConflict, true, nil,
+		"%s %s on %s exists and is not managed by machineflow (label %s); refusing to adopt or overwrite it",
+		kind, objectName(namespace, name), cluster, managedBySelector())
+}
+
+// waiting is the retryable error for a dependency that does not exist yet.
+func waiting(format string, args ...any) error {
+	return newAppError(ErrTypeWaiting, false, nil, format, args...)
+}
+
+// bootFailed is the final error of a VM that cannot reach Running.
+func bootFailed(m MachineRef, reason, message string) error {
+	msg := fmt.Sprintf("VirtualMachine %s/%s failed to boot: %s", m.Namespace, m.Name, reason)
+	if message != "" {
+		msg += ": " + message
+	}
+	return newAppError(ErrTypeBootFailed, true, nil, "%s", msg)
+}
+
+func machineNotFound(m MachineRef) error {
+	return newAppError(ErrTypeMachineNotFound, true, nil, "Machine %s/%s not found on the supervisor", m.Namespace, m.Name)
+}
+
+func objectName(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}

@@ -1,0 +1,115 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+
+	"go.temporal.io/sdk/activity"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// EnsureVirtualMachine creates the Machine's VM unless it exists. An
+// existing VM of ours is adopted as is (the operator never updated VMs
+// either), so the expensive parts (cloud-init reads, the ISO HEAD request)
+// only run when a VM is actually created.
+func (a *Activities) EnsureVirtualMachine(ctx context.Context, in VirtualMachineInput) (VirtualMachineResult, error) {
+	ref := in.Plan.Machine
+	res := VirtualMachineResult{Namespace: ref.Namespace, Name: ref.Name}
+	c, err := a.remote(ctx, in.KubevirtConfig)
+	if err != nil {
+		return VirtualMachineResult{}, err
+	}
+	key := client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}
+	existing := &kubevirtv1.VirtualMachine{}
+	err = c.Get(ctx, key, existing)
+	switch {
+	case err == nil && isManaged(existing):
+		return res, nil
+	case err == nil:
+		return VirtualMachineResult{}, conflict(in.KubevirtConfig, "VirtualMachine", ref.Namespace, ref.Name)
+	case !apierrors.IsNotFound(err):
+		return VirtualMachineResult{}, classify(err, fmt.Sprintf("get VirtualMachine %s/%s on %s", ref.Namespace, ref.Name, in.KubevirtConfig))
+	}
+
+	machine, err := a.getMachine(ctx, ref)
+	if err != nil {
+		return VirtualMachineResult{}, err
+	}
+	spec := vmSpecInput{
+		Plan:               in.Plan,
+		Network:            in.Network,
+		CPUModel:           a.settings.CPUModel,
+		ISOAccessMode:      corev1.PersistentVolumeAccessMode(a.settings.PVCAccessMode),
+		MachineAnnotations: machine.Annotations,
+	}
+	if spec.CloudInit, err = a.resolveCloudInit(ctx, machine, in.Plan.Network); err != nil {
+		return VirtualMachineResult{}, err
+	}
+	if in.Plan.Boot.ISO {
+		spec.ISOSize = a.isoSize(ctx, in.Plan.Boot)
+	}
+	vm, err := buildVirtualMachine(spec)
+	if err != nil {
+		return VirtualMachineResult{}, err
+	}
+	_, created, err := ensureObject(ctx, c, in.KubevirtConfig, "VirtualMachine", vm)
+	if err != nil {
+		return VirtualMachineResult{}, err
+	}
+	res.Created = created
+	return res, nil
+}
+
+// isoSize sizes the ISO DataVolume: the image's Content-Length plus 10%,
+// rounded up to whole Gi, or Settings.DefaultISOSize when the size cannot
+// be learned (registry sources, errors, no Content-Length).
+func (a *Activities) isoSize(ctx context.Context, boot BootPlan) resource.Quantity {
+	fallback := resource.MustParse(a.settings.DefaultISOSize)
+	if boot.ISOSourceType == isoSourceRegistry {
+		return fallback
+	}
+	logger := activity.GetLogger(ctx)
+	where := redactURL(boot.ImageURL)
+	hctx, cancel := context.WithTimeout(ctx, a.settings.ISOHeadTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(hctx, http.MethodHead, boot.ImageURL, nil)
+	if err != nil {
+		logger.Warn("ISO size: bad request, using the default", "url", where, "error", err)
+		return fallback
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		logger.Warn("ISO size: HEAD failed, using the default", "url", where, "error", err)
+		return fallback
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength <= 0 {
+		logger.Warn("ISO size unknown, using the default", "url", where, "status", resp.StatusCode, "contentLength", resp.ContentLength)
+		return fallback
+	}
+	return isoSizeFor(resp.ContentLength)
+}
+
+// isoSizeFor is bytes ×1.1 rounded up to whole Gi (at least 1Gi).
+func isoSizeFor(bytes int64) resource.Quantity {
+	const gi = 1 << 30
+	withSlack := int64(math.Ceil(float64(bytes) * 1.1))
+	gis := max((withSlack+gi-1)/gi, 1)
+	return *resource.NewQuantity(gis*gi, resource.BinarySI)
+}
+
+// redactURL hides a password in a URL before it is logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return u.Redacted()
+}

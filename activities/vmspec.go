@@ -1,0 +1,260 @@
+package activities
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+
+	"github.com/machineflow/machineflow/internal/names"
+)
+
+// Names inside the VM spec, kept from the operator so existing tooling that
+// looks for them (ISO cleanup, dashboards) keeps working.
+const (
+	cloudInitDiskName = "cloudinitdisk"
+	cdromDiskName     = "cdrom-iso"
+	podNetworkName    = "default"
+	isoSuffix         = "-iso"
+	pxeBootOrder      = uint(2)
+	isoBootOrder      = uint(2)
+)
+
+// Bus types of MachinePlan disks.
+const (
+	busVirtio = "virtio"
+	busSATA   = "sata"
+	busSCSI   = "scsi"
+)
+
+// ISO source types (annotation kubevirt.io/boot-source-type).
+const (
+	isoSourceHTTP     = "http"
+	isoSourceHTTPS    = "https"
+	isoSourceRegistry = "registry"
+)
+
+// vmSpecInput is everything the VM shape depends on. It is resolved by
+// EnsureVirtualMachine; buildVirtualMachine itself does no I/O.
+type vmSpecInput struct {
+	Plan     MachinePlan
+	Network  NetworkResult
+	CPUModel string
+	// ISOSize and ISOAccessMode size the ISO DataVolumeTemplate; only read
+	// when Plan.Boot.ISO is set.
+	ISOSize       resource.Quantity
+	ISOAccessMode corev1.PersistentVolumeAccessMode
+	// CloudInit is nil when the Machine has no spec.cloudInit.
+	CloudInit *cloudInitData
+	// MachineAnnotations are the Machine's annotations; only those with
+	// names.VMAnnotationPrefix reach the VM.
+	MachineAnnotations map[string]string
+}
+
+// cloudInitData is a resolved NoCloud payload. It may hold credentials, so
+// it formats as a placeholder: a stray log line or %v cannot leak it.
+type cloudInitData struct {
+	UserData    string
+	NetworkData string
+}
+
+func (cloudInitData) String() string   { return "cloudInitData{redacted}" }
+func (cloudInitData) GoString() string { return "cloudInitData{redacted}" }
+
+// buildVirtualMachine returns the VirtualMachine for a plan, in the
+// kubevirt-operator's shape (reference §2 "Create path" and §5a.8).
+func buildVirtualMachine(in vmSpecInput) (*kubevirtv1.VirtualMachine, error) {
+	plan := in.Plan
+	m := plan.Machine
+	memory, err := resource.ParseQuantity(plan.Memory)
+	if err != nil || memory.Sign() <= 0 {
+		return nil, invalidSpec(m, "memory", "%q is not a positive quantity", plan.Memory)
+	}
+	if in.Network.MACAddress == "" {
+		return nil, invalidSpec(m, "network", "no MAC address resolved")
+	}
+	networkName := in.Network.NetworkName
+	if networkName == "" {
+		networkName = podNetworkName
+	}
+
+	disks, volumes, err := planDisks(plan)
+	if err != nil {
+		return nil, err
+	}
+	var dataVolumes []kubevirtv1.DataVolumeTemplateSpec
+	if plan.Boot.ISO && plan.Boot.ImageURL != "" {
+		dv, err := isoDataVolume(plan, in.ISOSize, in.ISOAccessMode)
+		if err != nil {
+			return nil, err
+		}
+		dataVolumes = append(dataVolumes, dv)
+		disks = append(disks, kubevirtv1.Disk{
+			Name:       cdromDiskName,
+			DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: busSATA}},
+			BootOrder:  ptr.To(isoBootOrder),
+		})
+		volumes = append(volumes, kubevirtv1.Volume{
+			Name:         cdromDiskName,
+			VolumeSource: kubevirtv1.VolumeSource{DataVolume: &kubevirtv1.DataVolumeSource{Name: dv.Name}},
+		})
+	}
+	if in.CloudInit != nil {
+		disks = append(disks, kubevirtv1.Disk{
+			Name:       cloudInitDiskName,
+			DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: busVirtio}},
+		})
+		volumes = append(volumes, kubevirtv1.Volume{
+			Name: cloudInitDiskName,
+			VolumeSource: kubevirtv1.VolumeSource{CloudInitNoCloud: &kubevirtv1.CloudInitNoCloudSource{
+				UserData:    in.CloudInit.UserData,
+				NetworkData: in.CloudInit.NetworkData,
+			}},
+		})
+	}
+
+	iface := kubevirtv1.Interface{
+		Name:                   networkName,
+		Model:                  kubevirtv1.VirtIO,
+		InterfaceBindingMethod: kubevirtv1.InterfaceBindingMethod{Bridge: &kubevirtv1.InterfaceBridge{}},
+		MacAddress:             in.Network.MACAddress,
+	}
+	// Without an image the VM installs itself over the network: PXE comes
+	// right after the (empty) boot disk.
+	if plan.Boot.ImageURL == "" {
+		iface.BootOrder = ptr.To(pxeBootOrder)
+	}
+	network := kubevirtv1.Network{Name: networkName}
+	if networkName == podNetworkName {
+		network.Pod = &kubevirtv1.PodNetwork{}
+	} else {
+		network.Multus = &kubevirtv1.MultusNetwork{NetworkName: in.Network.NADName}
+	}
+
+	labels := names.ManagedLabels(m.Name)
+	return &kubevirtv1.VirtualMachine{
+		TypeMeta: metav1.TypeMeta{APIVersion: kubevirtv1.SchemeGroupVersion.String(), Kind: "VirtualMachine"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        m.Name,
+			Namespace:   m.Namespace,
+			Labels:      labels,
+			Annotations: passThroughAnnotations(in.MachineAnnotations),
+		},
+		Spec: kubevirtv1.VirtualMachineSpec{
+			RunStrategy:         ptr.To(kubevirtv1.RunStrategyAlways),
+			DataVolumeTemplates: dataVolumes,
+			Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)},
+				Spec: kubevirtv1.VirtualMachineInstanceSpec{
+					Domain: kubevirtv1.DomainSpec{
+						CPU: &kubevirtv1.CPU{
+							Model:   in.CPUModel,
+							Cores:   plan.CPU.Cores,
+							Sockets: plan.CPU.Sockets,
+							Threads: plan.CPU.Threads,
+						},
+						Memory: &kubevirtv1.Memory{Guest: &memory},
+						Firmware: &kubevirtv1.Firmware{Bootloader: &kubevirtv1.Bootloader{
+							EFI: &kubevirtv1.EFI{SecureBoot: ptr.To(false)},
+						}},
+						Devices: kubevirtv1.Devices{
+							AutoattachPodInterface:     ptr.To(false),
+							NetworkInterfaceMultiQueue: ptr.To(true),
+							Disks:                      disks,
+							Interfaces:                 []kubevirtv1.Interface{iface},
+						},
+					},
+					Networks: []kubevirtv1.Network{network},
+					Volumes:  volumes,
+				},
+			},
+		},
+	}, nil
+}
+
+// planDisks turns the plan's PVC-backed disks into VM disks and volumes.
+func planDisks(plan MachinePlan) ([]kubevirtv1.Disk, []kubevirtv1.Volume, error) {
+	disks := make([]kubevirtv1.Disk, 0, len(plan.Disks)+2)
+	volumes := make([]kubevirtv1.Volume, 0, len(plan.Disks)+2)
+	for i, d := range plan.Disks {
+		if d.Name == "" || d.PVCName == "" {
+			return nil, nil, invalidSpec(plan.Machine, fmt.Sprintf("disks[%d]", i), "disk has no name or PVC name")
+		}
+		disk := kubevirtv1.Disk{
+			Name:       d.Name,
+			DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBus(busOrVirtio(d.Bus))}},
+		}
+		if d.BootOrder > 0 {
+			disk.BootOrder = ptr.To(d.BootOrder)
+		}
+		disks = append(disks, disk)
+		volumes = append(volumes, kubevirtv1.Volume{
+			Name: d.Name,
+			VolumeSource: kubevirtv1.VolumeSource{PersistentVolumeClaim: &kubevirtv1.PersistentVolumeClaimVolumeSource{
+				PersistentVolumeClaimVolumeSource: corev1.PersistentVolumeClaimVolumeSource{ClaimName: d.PVCName},
+			}},
+		})
+	}
+	return disks, volumes, nil
+}
+
+func busOrVirtio(bus string) string {
+	if bus == "" {
+		return busVirtio
+	}
+	return bus
+}
+
+// isoDataVolume is the DataVolumeTemplate <vm>-iso that imports the ISO.
+// CD-ROMs need a Filesystem volume.
+func isoDataVolume(plan MachinePlan, size resource.Quantity, accessMode corev1.PersistentVolumeAccessMode) (kubevirtv1.DataVolumeTemplateSpec, error) {
+	url := plan.Boot.ImageURL
+	var source cdiv1beta1.DataVolumeSource
+	switch plan.Boot.ISOSourceType {
+	case "", isoSourceHTTP, isoSourceHTTPS:
+		source.HTTP = &cdiv1beta1.DataVolumeSourceHTTP{URL: url}
+	case isoSourceRegistry:
+		source.Registry = &cdiv1beta1.DataVolumeSourceRegistry{URL: ptr.To(url)}
+	default:
+		return kubevirtv1.DataVolumeTemplateSpec{}, invalidSpec(plan.Machine, "metadata.annotations["+bootSourceTypeAnnotation+"]",
+			"%q is not http, https or registry", plan.Boot.ISOSourceType)
+	}
+	return kubevirtv1.DataVolumeTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   isoName(plan.Machine.Name),
+			Labels: names.ManagedLabels(plan.Machine.Name),
+		},
+		Spec: cdiv1beta1.DataVolumeSpec{
+			Source: &source,
+			Storage: &cdiv1beta1.StorageSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{accessMode},
+				VolumeMode:  ptr.To(corev1.PersistentVolumeFilesystem),
+				Resources: corev1.VolumeResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceStorage: size},
+				},
+			},
+		},
+	}, nil
+}
+
+func isoName(vm string) string { return vm + isoSuffix }
+
+// passThroughAnnotations keeps the annotations meant for the VM.
+func passThroughAnnotations(in map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range in {
+		if strings.HasPrefix(k, names.VMAnnotationPrefix) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
