@@ -164,6 +164,9 @@ func (m *MockClientManager) GetClientForConfig(ctx context.Context, name string)
 // a mock can: the placement annotation, DefaultConfig, then the only
 // registered config or, without configs, the only registered client. It
 // does not search for VMs; several candidates give ErrAmbiguousPlacement.
+// As in the real manager, the chosen config's client comes from
+// GetClientForConfig, so that call is recorded and its hook and injected
+// error apply.
 func (m *MockClientManager) GetOrCreateClientFromMachine(ctx context.Context, machine *v1alpha1.Machine) (client.Client, string, error) {
 	ref := ""
 	if machine != nil {
@@ -173,7 +176,6 @@ func (m *MockClientManager) GetOrCreateClientFromMachine(ctx context.Context, ma
 	m.GetOrCreateFromMachineCalls = append(m.GetOrCreateFromMachineCalls, ref)
 	hook, injected := m.GetOrCreateClientFromMachineFunc, m.GetOrCreateFromMachineError
 	name, selectErr := m.selectLocked(machine, ref)
-	c, ok := m.clients[name]
 	m.mu.Unlock()
 	switch {
 	case hook != nil:
@@ -182,9 +184,9 @@ func (m *MockClientManager) GetOrCreateClientFromMachine(ctx context.Context, ma
 		return nil, "", injected
 	case selectErr != nil:
 		return nil, "", selectErr
-	case !ok:
-		err := mockConfigNotFound(name)
-		err.Machine = ref
+	}
+	c, err := m.GetClientForConfig(ctx, name)
+	if err != nil {
 		return nil, "", err
 	}
 	return c, name, nil

@@ -1,0 +1,687 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vitistack/common/pkg/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/machineflow/machineflow/internal/names"
+)
+
+func newManager(t testing.TB, sup client.Client, opts ...Option) *KubevirtClientManager {
+	t.Helper()
+	m, err := NewKubevirtClientManager(sup, testScheme(t), testConfigNamespace, opts...)
+	require.NoError(t, err)
+	return m
+}
+
+func TestNewKubevirtClientManagerRejectsBadInput(t *testing.T) {
+	sup := newSupervisor(t)
+	s := testScheme(t)
+	for _, tc := range []struct {
+		name    string
+		sup     client.Client
+		ns      string
+		opts    []Option
+		wantMsg string
+	}{
+		{"nil supervisor", nil, "ns", nil, "supervisor client is nil"},
+		{"empty namespace", sup, "", nil, "config namespace is empty"},
+		{"zero timeout", sup, "ns", []Option{WithRequestTimeout(0)}, "request timeout must be positive"},
+		{"negative QPS", sup, "ns", []Option{WithQPS(-1)}, "QPS must be positive"},
+		{"zero burst", sup, "ns", []Option{WithBurst(0)}, "burst must be positive"},
+		{"negative interval", sup, "ns", []Option{WithRevalidationInterval(-time.Second)}, "revalidation interval must not be negative"},
+		{"nil secret reader", sup, "ns", []Option{WithSecretReader(nil)}, "secret reader must not be nil"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := NewKubevirtClientManager(tc.sup, s, tc.ns, tc.opts...)
+			require.Error(t, err)
+			assert.Nil(t, m)
+			assert.Contains(t, err.Error(), tc.wantMsg)
+		})
+	}
+	_, err := NewKubevirtClientManager(sup, nil, "ns")
+	assert.ErrorContains(t, err, "scheme is nil")
+
+	m, err := NewKubevirtClientManager(sup, s, "ns", WithRevalidationInterval(0))
+	require.NoError(t, err, "a zero interval (revalidate on every call) is valid")
+	assert.Equal(t, "ns", m.GetConfigNamespace())
+}
+
+func TestGetClientForConfigCachesOneClientPerConfig(t *testing.T) {
+	east, west := newAPIServer(t, "e"), newAPIServer(t, "w")
+	sup := newSupervisor(t, append(
+		configObjects("east", kubeconfigData(kubeconfig(t, east.URL, "e"))),
+		configObjects("west", kubeconfigData(kubeconfig(t, west.URL, "w")))...)...)
+	m := newManager(t, sup)
+	ctx := t.Context()
+
+	e1, err := m.GetClientForConfig(ctx, "east")
+	require.NoError(t, err)
+	w1, err := m.GetClientForConfig(ctx, "west")
+	require.NoError(t, err)
+	assert.NotSame(t, e1, w1)
+	for range 3 {
+		e, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		assert.Same(t, e1, e, "a cached config must return the same client")
+	}
+	assert.EqualValues(t, 2, sup.secretGets.Load(), "one Secret read per config")
+
+	eastCfg, err := m.GetRESTConfigForConfig(ctx, "east")
+	require.NoError(t, err)
+	westCfg, err := m.GetRESTConfigForConfig(ctx, "west")
+	require.NoError(t, err)
+	assert.Equal(t, east.URL, eastCfg.Host)
+	assert.Equal(t, west.URL, westCfg.Host)
+	require.NoError(t, m.ValidateConnection(ctx, "east"))
+	require.NoError(t, m.ValidateConnection(ctx, "west"))
+}
+
+func TestGetRESTConfigForConfigReturnsBoundedCopy(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	m := newManager(t, sup, WithRequestTimeout(3*time.Second), WithQPS(7), WithBurst(9))
+
+	cfg, err := m.GetRESTConfigForConfig(t.Context(), "east")
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, cfg.Timeout)
+	assert.EqualValues(t, 7, cfg.QPS)
+	assert.Equal(t, 9, cfg.Burst)
+	assert.Equal(t, "t", cfg.BearerToken)
+
+	cfg.Host = "https://elsewhere.invalid"
+	cfg.BearerToken = "changed"
+	again, err := m.GetRESTConfigForConfig(t.Context(), "east")
+	require.NoError(t, err)
+	assert.Equal(t, srv.URL, again.Host, "changing a returned config must not change the cached one")
+	assert.Equal(t, "t", again.BearerToken)
+	require.NoError(t, m.ValidateConnection(t.Context(), "east"))
+
+	def := newManager(t, sup)
+	cfg, err = def.GetRESTConfigForConfig(t.Context(), "east")
+	require.NoError(t, err)
+	assert.Equal(t, DefaultRequestTimeout, cfg.Timeout)
+	assert.EqualValues(t, DefaultQPS, cfg.QPS)
+	assert.Equal(t, DefaultBurst, cfg.Burst)
+}
+
+func TestConcurrentFirstCallsBuildOneClient(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	// Hold the first build long enough for the others to pile up on it.
+	sup.beforeSecretGet = func() { time.Sleep(50 * time.Millisecond) }
+	m := newManager(t, sup)
+
+	const callers = 32
+	got := make([]client.Client, callers)
+	errs := make([]error, callers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			got[i], errs[i] = m.GetClientForConfig(t.Context(), "east")
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range callers {
+		require.NoError(t, errs[i])
+		assert.Same(t, got[0], got[i], "caller %d got another client", i)
+	}
+	assert.EqualValues(t, 1, sup.secretGets.Load(), "concurrent first calls must build exactly one client")
+}
+
+func TestNoLockHeldWhileBuilding(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	sup := newSupervisor(t, append(
+		configObjects("fast", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
+		configObjects("slow", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)...)
+	m := newManager(t, sup)
+	fast, err := m.GetClientForConfig(t.Context(), "fast")
+	require.NoError(t, err)
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	sup.beforeSecretGet = func() {
+		close(entered)
+		<-release
+	}
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := m.GetClientForConfig(t.Context(), "slow")
+		slowDone <- err
+	}()
+	<-entered
+	// The slow build now waits inside a supervisor read. Cache hits,
+	// invalidations and listings must not wait for it.
+	c, err := m.GetClientForConfig(t.Context(), "fast")
+	require.NoError(t, err)
+	assert.Same(t, fast, c)
+	m.InvalidateClient("other")
+	_, err = m.ListKubevirtConfigs(t.Context())
+	require.NoError(t, err)
+	close(release)
+	require.NoError(t, <-slowDone)
+}
+
+func TestInvalidationDuringBuildIsNotUndone(t *testing.T) {
+	for _, invalidate := range []struct {
+		name string
+		fn   func(m *KubevirtClientManager)
+	}{
+		{"InvalidateClient", func(m *KubevirtClientManager) { m.InvalidateClient("east") }},
+		{"InvalidateAll", func(m *KubevirtClientManager) { m.InvalidateAll() }},
+	} {
+		t.Run(invalidate.name, func(t *testing.T) {
+			srv := newAPIServer(t, "t")
+			sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+			m := newManager(t, sup)
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			sup.beforeSecretGet = func() {
+				once.Do(func() {
+					close(entered)
+					<-release
+				})
+			}
+			built := make(chan client.Client, 1)
+			go func() {
+				c, err := m.GetClientForConfig(t.Context(), "east")
+				assert.NoError(t, err)
+				built <- c
+			}()
+			<-entered
+			invalidate.fn(m)
+			close(release)
+			first := <-built
+			require.NotNil(t, first)
+
+			second, err := m.GetClientForConfig(t.Context(), "east")
+			require.NoError(t, err)
+			assert.NotSame(t, first, second, "a build that raced with an invalidation must not be cached")
+			assert.EqualValues(t, 2, sup.secretGets.Load())
+		})
+	}
+}
+
+func TestInvalidateClientRebuildsFromCurrentSecret(t *testing.T) {
+	east, west := newAPIServer(t, "t"), newAPIServer(t, "t")
+	sup := newSupervisor(t, append(
+		configObjects("a", kubeconfigData(kubeconfig(t, east.URL, "t"))),
+		configObjects("b", kubeconfigData(kubeconfig(t, east.URL, "t")))...)...)
+	m := newManager(t, sup)
+	ctx := t.Context()
+	a1, err := m.GetClientForConfig(ctx, "a")
+	require.NoError(t, err)
+	b1, err := m.GetClientForConfig(ctx, "b")
+	require.NoError(t, err)
+
+	updateSecret(t, sup, "a", kubeconfigData(kubeconfig(t, west.URL, "t")))
+	m.InvalidateClient("a")
+	a2, err := m.GetClientForConfig(ctx, "a")
+	require.NoError(t, err)
+	assert.NotSame(t, a1, a2)
+	cfg, err := m.GetRESTConfigForConfig(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, west.URL, cfg.Host)
+	b2, err := m.GetClientForConfig(ctx, "b")
+	require.NoError(t, err)
+	assert.Same(t, b1, b2, "invalidating a must keep b")
+
+	m.InvalidateAll()
+	a3, err := m.GetClientForConfig(ctx, "a")
+	require.NoError(t, err)
+	b3, err := m.GetClientForConfig(ctx, "b")
+	require.NoError(t, err)
+	assert.NotSame(t, a2, a3)
+	assert.NotSame(t, b2, b3)
+}
+
+func updateSecret(t testing.TB, c client.Client, config string, data map[string][]byte) {
+	t.Helper()
+	var s corev1.Secret
+	require.NoError(t, c.Get(t.Context(), client.ObjectKey{Namespace: testConfigNamespace, Name: config + "-kubeconfig"}, &s))
+	s.Data = data
+	require.NoError(t, c.Update(t.Context(), &s))
+}
+
+func TestRevalidationAfterInterval(t *testing.T) {
+	east, west := newAPIServer(t, "t"), newAPIServer(t, "t")
+	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, east.URL, "t")))...)
+	clk := clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0))
+	m := newManager(t, sup, WithClock(clk), WithRevalidationInterval(30*time.Second))
+	ctx := t.Context()
+	host := func() string {
+		t.Helper()
+		cfg, err := m.GetRESTConfigForConfig(ctx, "east")
+		require.NoError(t, err)
+		return cfg.Host
+	}
+
+	c1, err := m.GetClientForConfig(ctx, "east")
+	require.NoError(t, err)
+
+	t.Run("rotation takes effect after the interval, not before", func(t *testing.T) {
+		updateSecret(t, sup, "east", kubeconfigData(kubeconfig(t, west.URL, "t")))
+		clk.SetTime(clk.Now().Add(29 * time.Second))
+		assert.Equal(t, east.URL, host(), "within the interval the cached client is served")
+		clk.SetTime(clk.Now().Add(2 * time.Second))
+		assert.Equal(t, west.URL, host(), "past the interval the rotated Secret is used")
+		c2, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		assert.NotSame(t, c1, c2)
+	})
+
+	t.Run("unchanged kubeconfig keeps the client", func(t *testing.T) {
+		c2, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		var kvc v1alpha1.KubevirtConfig
+		require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "east"}, &kvc))
+		kvc.Status.Phase = "Ready"
+		require.NoError(t, sup.Update(ctx, &kvc))
+		reads := sup.secretGets.Load()
+		clk.SetTime(clk.Now().Add(time.Minute))
+		c3, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		assert.Same(t, c2, c3, "a status edit must not rebuild the client")
+		assert.Equal(t, reads+1, sup.secretGets.Load(), "revalidation reads the Secret once")
+		c4, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		assert.Same(t, c3, c4)
+		assert.Equal(t, reads+1, sup.secretGets.Load(), "a revalidated client is fresh for another interval")
+	})
+
+	t.Run("config now pointing at another Secret", func(t *testing.T) {
+		before, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		other := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: testConfigNamespace, Name: "other"},
+			Data:       kubeconfigData(kubeconfig(t, east.URL, "t")),
+		}
+		require.NoError(t, sup.Create(ctx, other))
+		var kvc v1alpha1.KubevirtConfig
+		require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "east"}, &kvc))
+		kvc.Spec.KubeconfigSecretRef = "other"
+		require.NoError(t, sup.Update(ctx, &kvc))
+		clk.SetTime(clk.Now().Add(time.Minute))
+		assert.Equal(t, east.URL, host())
+		after, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		assert.NotSame(t, before, after)
+	})
+
+	t.Run("deleted config drops the client", func(t *testing.T) {
+		before, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		var kvc v1alpha1.KubevirtConfig
+		require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "east"}, &kvc))
+		require.NoError(t, sup.Delete(ctx, &kvc))
+		clk.SetTime(clk.Now().Add(time.Minute))
+		_, err = m.GetClientForConfig(ctx, "east")
+		require.ErrorIs(t, err, ErrConfigNotFound)
+		assert.Contains(t, err.Error(), `KubevirtConfig "east"`)
+
+		// Recreated with the same Secret: had the old client stayed
+		// cached, the unchanged kubeconfig would have brought it back.
+		kvc.ResourceVersion = ""
+		require.NoError(t, sup.Create(ctx, &kvc))
+		after, err := m.GetClientForConfig(ctx, "east")
+		require.NoError(t, err)
+		assert.NotSame(t, before, after)
+	})
+}
+
+func TestRevalidationFailureOfSupervisorKeepsClient(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	base := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	var down bool
+	var mu sync.Mutex
+	sup := interceptor.NewClient(base, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if down {
+				return errors.New("supervisor connection refused")
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	m := newManager(t, sup, WithClock(clk))
+	c1, err := m.GetClientForConfig(t.Context(), "east")
+	require.NoError(t, err)
+
+	mu.Lock()
+	down = true
+	mu.Unlock()
+	clk.SetTime(clk.Now().Add(time.Hour))
+	_, err = m.GetClientForConfig(t.Context(), "east")
+	require.ErrorContains(t, err, "supervisor connection refused")
+	assert.ErrorContains(t, err, `reading KubevirtConfig "east" from the supervisor`)
+	for _, kind := range []error{ErrConfigNotFound, ErrInvalidKubeconfig} {
+		assert.NotErrorIs(t, err, kind, "a supervisor outage says nothing about the config")
+	}
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	c2, err := m.GetClientForConfig(t.Context(), "east")
+	require.NoError(t, err)
+	assert.Same(t, c1, c2, "the client survives a failed revalidation and is revalidated when the supervisor is back")
+}
+
+func TestConfigNotFound(t *testing.T) {
+	m := newManager(t, newSupervisor(t))
+	for _, name := range []string{"nope", ""} {
+		_, err := m.GetClientForConfig(t.Context(), name)
+		require.ErrorIs(t, err, ErrConfigNotFound)
+		var typed *Error
+		require.ErrorAs(t, err, &typed)
+		assert.Equal(t, name, typed.Config)
+		assert.ErrorIs(t, m.ValidateConnection(t.Context(), name), ErrConfigNotFound)
+		_, err = m.GetRESTConfigForConfig(t.Context(), name)
+		assert.ErrorIs(t, err, ErrConfigNotFound)
+	}
+}
+
+func TestInvalidKubeconfigSecrets(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	good := kubeconfig(t, srv.URL, "t")
+	for _, tc := range []struct {
+		name   string
+		objs   []client.Object
+		reason string
+	}{
+		{"missing Secret", configObjects("c", nil), "Secret machineflow-system/c-kubeconfig not found"},
+		{"missing key", configObjects("c", map[string][]byte{"config": good}), `has no key "kubeconfig"`},
+		{"empty data", configObjects("c", map[string][]byte{}), `has no key "kubeconfig"`},
+		{"empty value", configObjects("c", kubeconfigData(nil)), "is empty"},
+		{"blank value", configObjects("c", kubeconfigData([]byte(" \n\t"))), "is empty"},
+		{"garbage", configObjects("c", kubeconfigData([]byte("{{{ not yaml"))), "does not parse as a kubeconfig"},
+		{"no context", configObjects("c", kubeconfigData([]byte("apiVersion: v1\nkind: Config\n"))), "sets no current-context"},
+		{"unknown context", configObjects("c", kubeconfigData([]byte("apiVersion: v1\nkind: Config\ncurrent-context: x\n"))), "names a current-context that it does not define"},
+		{"no server", configObjects("c", kubeconfigData(kubeconfig(t, "", "t"))), "has no cluster with a server address"},
+		{"exec plugin", configObjects("c", kubeconfigData(execKubeconfig(t, srv.URL))), "exec or auth-provider plugin"},
+		{"bad CA", configObjects("c", kubeconfigData(badCAKubeconfig(t))), "unusable TLS or auth material"},
+		{"empty secret ref", []client.Object{&v1alpha1.KubevirtConfig{ObjectMeta: metav1.ObjectMeta{Name: "c"}}}, "spec.kubeconfigSecretRef is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newManager(t, newSupervisor(t, tc.objs...))
+			_, err := m.GetClientForConfig(t.Context(), "c")
+			require.ErrorIs(t, err, ErrInvalidKubeconfig)
+			assert.Contains(t, err.Error(), `KubevirtConfig "c": invalid kubeconfig: `)
+			assert.Contains(t, err.Error(), tc.reason)
+			for _, other := range []error{ErrConfigNotFound, ErrClusterUnreachable, ErrUnauthorized} {
+				assert.NotErrorIs(t, err, other)
+			}
+		})
+	}
+}
+
+func TestSecretNamespaceDefaultsToConfigNamespace(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	objs := configObjects("c", kubeconfigData(kubeconfig(t, srv.URL, "t")))
+	objs[0].(*v1alpha1.KubevirtConfig).Spec.SecretNamespace = ""
+	m := newManager(t, newSupervisor(t, objs...))
+	require.NoError(t, m.ValidateConnection(t.Context(), "c"))
+
+	other, err := NewKubevirtClientManager(newSupervisor(t, objs...), testScheme(t), "elsewhere")
+	require.NoError(t, err)
+	err = other.ValidateConnection(t.Context(), "c")
+	require.ErrorIs(t, err, ErrInvalidKubeconfig)
+	assert.Contains(t, err.Error(), "Secret elsewhere/c-kubeconfig not found")
+}
+
+func TestValidateConnection(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	closed := newAPIServer(t, "t")
+	closed.Close()
+	sup := newSupervisor(t, append(append(append(
+		configObjects("ok", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
+		configObjects("wrongtoken", kubeconfigData(kubeconfig(t, srv.URL, "nope")))...),
+		configObjects("refused", kubeconfigData(kubeconfig(t, closed.URL, "t")))...),
+		configObjects("hole", kubeconfigData(kubeconfig(t, blackHole(t), "t")))...)...)
+	m := newManager(t, sup, WithRequestTimeout(500*time.Millisecond))
+	ctx := t.Context()
+
+	require.NoError(t, m.ValidateConnection(ctx, "ok"))
+
+	srv.set("t", "missing")
+	err := m.ValidateConnection(ctx, "ok")
+	require.ErrorIs(t, err, ErrKubeVirtAPIMissing)
+	assert.Contains(t, err.Error(), "does not serve kubevirt.io/v1")
+
+	srv.set("t", "novm")
+	err = m.ValidateConnection(ctx, "ok")
+	require.ErrorIs(t, err, ErrKubeVirtAPIMissing)
+	assert.Contains(t, err.Error(), "without virtualmachines")
+
+	srv.set("t", "served")
+	err = m.ValidateConnection(ctx, "wrongtoken")
+	require.ErrorIs(t, err, ErrUnauthorized)
+	assert.Contains(t, err.Error(), `KubevirtConfig "wrongtoken"`)
+
+	err = m.ValidateConnection(ctx, "refused")
+	require.ErrorIs(t, err, ErrClusterUnreachable)
+	assert.Contains(t, err.Error(), `KubevirtConfig "refused"`)
+
+	start := time.Now()
+	err = m.ValidateConnection(ctx, "hole")
+	t.Logf("black hole answered after %s (timeout 500ms)", time.Since(start))
+	require.ErrorIs(t, err, ErrClusterUnreachable)
+	assert.Contains(t, err.Error(), `KubevirtConfig "hole"`)
+}
+
+func TestUnauthorizedAnswerDropsClient(t *testing.T) {
+	srv := newAPIServer(t, "new")
+	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "old")))...)
+	m := newManager(t, sup) // default interval: only the 401 can refresh the client
+	ctx := t.Context()
+
+	old, err := m.GetClientForConfig(ctx, "east")
+	require.NoError(t, err)
+	updateSecret(t, sup, "east", kubeconfigData(kubeconfig(t, srv.URL, "new")))
+	cached, err := m.GetClientForConfig(ctx, "east")
+	require.NoError(t, err)
+	require.Same(t, old, cached, "without a 401 the rotation waits for the interval")
+
+	// Any call through the old client that meets a 401 drops it; here a
+	// plain typed Get, which first runs discovery through the transport.
+	err = old.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.ConfigMap{})
+	require.Error(t, err)
+
+	fresh, err := m.GetClientForConfig(ctx, "east")
+	require.NoError(t, err)
+	assert.NotSame(t, old, fresh)
+	require.NoError(t, m.ValidateConnection(ctx, "east"), "the rebuilt client uses the rotated token")
+
+	// A late 401 from the old client must not evict its successor.
+	_ = old.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.ConfigMap{})
+	again, err := m.GetClientForConfig(ctx, "east")
+	require.NoError(t, err)
+	assert.Same(t, fresh, again)
+}
+
+func TestCallerGivingUpDoesNotFailTheFlight(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sup.beforeSecretGet = func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	m := newManager(t, sup)
+
+	impatient, cancel := context.WithCancel(t.Context())
+	impatientErr := make(chan error, 1)
+	go func() {
+		_, err := m.GetClientForConfig(impatient, "east")
+		impatientErr <- err
+	}()
+	<-entered
+	patientDone := make(chan client.Client, 1)
+	go func() {
+		c, err := m.GetClientForConfig(t.Context(), "east")
+		assert.NoError(t, err)
+		patientDone <- c
+	}()
+	cancel()
+	err := <-impatientErr
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Contains(t, err.Error(), `KubevirtConfig "east"`)
+	close(release)
+	c := <-patientDone
+	require.NotNil(t, c)
+	cached, err := m.GetClientForConfig(t.Context(), "east")
+	require.NoError(t, err)
+	assert.Same(t, c, cached)
+	assert.EqualValues(t, 1, sup.secretGets.Load())
+}
+
+func TestHealthCheck(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	missing := newAPIServer(t, "t")
+	missing.set("t", "missing")
+	objs := [][]client.Object{
+		configObjects("ok-1", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
+		configObjects("ok-2", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
+		configObjects("nokubevirt", kubeconfigData(kubeconfig(t, missing.URL, "t"))),
+		configObjects("badtoken", kubeconfigData(kubeconfig(t, srv.URL, "bad"))),
+		configObjects("garbage", kubeconfigData([]byte("::"))),
+		configObjects("hole", kubeconfigData(kubeconfig(t, blackHole(t), "t"))),
+	}
+	var all []client.Object
+	for _, o := range objs {
+		all = append(all, o...)
+	}
+	sup := newSupervisor(t, all...)
+	m := newManager(t, sup, WithRequestTimeout(500*time.Millisecond))
+
+	failures := m.HealthCheck(t.Context())
+	require.Len(t, failures, 4, "failures: %v", failures)
+	assert.ErrorIs(t, failures["nokubevirt"], ErrKubeVirtAPIMissing)
+	assert.ErrorIs(t, failures["badtoken"], ErrUnauthorized)
+	assert.ErrorIs(t, failures["garbage"], ErrInvalidKubeconfig)
+	assert.ErrorIs(t, failures["hole"], ErrClusterUnreachable)
+	assert.NotContains(t, failures, "ok-1")
+}
+
+func TestHealthCheckDropsDeletedConfigsAndReportsListFailure(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	base := newSupervisor(t, append(
+		configObjects("kept", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
+		configObjects("deleted", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)...)
+	var listFails bool
+	var mu sync.Mutex
+	sup := interceptor.NewClient(base, interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if listFails {
+				return errors.New("list refused")
+			}
+			return c.List(ctx, list, opts...)
+		},
+	})
+	m := newManager(t, sup)
+	ctx := t.Context()
+	deleted, err := m.GetClientForConfig(ctx, "deleted")
+	require.NoError(t, err)
+	kept, err := m.GetClientForConfig(ctx, "kept")
+	require.NoError(t, err)
+
+	mu.Lock()
+	listFails = true
+	mu.Unlock()
+	failures := m.HealthCheck(ctx)
+	require.Len(t, failures, 1, "cached configs are still checked: %v", failures)
+	assert.ErrorContains(t, failures[SupervisorHealthKey], "listing KubevirtConfigs on the supervisor: list refused")
+
+	mu.Lock()
+	listFails = false
+	mu.Unlock()
+	var kvc v1alpha1.KubevirtConfig
+	require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "deleted"}, &kvc))
+	require.NoError(t, sup.Delete(ctx, &kvc))
+	assert.Empty(t, m.HealthCheck(ctx))
+
+	kvc.ResourceVersion = ""
+	require.NoError(t, sup.Create(ctx, &kvc))
+	again, err := m.GetClientForConfig(ctx, "deleted")
+	require.NoError(t, err)
+	assert.NotSame(t, deleted, again, "HealthCheck must drop the client of a deleted config")
+	keptAgain, err := m.GetClientForConfig(ctx, "kept")
+	require.NoError(t, err)
+	assert.Same(t, kept, keptAgain)
+}
+
+func TestPlacementRules(t *testing.T) {
+	srv := newAPIServer(t, "t")
+	one := configObjects("one", kubeconfigData(kubeconfig(t, srv.URL, "t")))
+	two := append(configObjects("a", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
+		configObjects("b", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	machine := func(annotation string) *v1alpha1.Machine {
+		m := &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "vm1"}}
+		if annotation != "" {
+			m.Annotations = map[string]string{names.PlacementAnnotation: annotation}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name     string
+		objs     []client.Object
+		opts     []Option
+		machine  *v1alpha1.Machine
+		want     string
+		wantErr  error
+		wantText string
+	}{
+		{name: "annotation wins over default", objs: two, opts: []Option{WithDefaultConfig("a")}, machine: machine("b"), want: "b"},
+		{name: "default config", objs: two, opts: []Option{WithDefaultConfig("a")}, machine: machine(""), want: "a"},
+		{name: "only config", objs: one, machine: machine(""), want: "one"},
+		{name: "annotation to a missing config", objs: two, machine: machine("gone"), wantErr: ErrConfigNotFound,
+			wantText: `Machine team/vm1: KubevirtConfig "gone": KubevirtConfig not found: no such KubevirtConfig on the supervisor; chosen by annotation vitistack.io/kubevirt-config`},
+		{name: "missing default config", objs: two, opts: []Option{WithDefaultConfig("gone")}, machine: machine(""), wantErr: ErrConfigNotFound,
+			wantText: "chosen by the default config"},
+		{name: "no config at all", machine: machine(""), wantErr: ErrConfigNotFound,
+			wantText: "Machine team/vm1: KubevirtConfig not found: no KubevirtConfig exists on the supervisor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sup := newSupervisor(t, tc.objs...)
+			m := newManager(t, sup, tc.opts...)
+			before := tc.machine.DeepCopy()
+			c, name, err := m.GetOrCreateClientFromMachine(t.Context(), tc.machine)
+			assert.Equal(t, before, tc.machine, "the Machine must not be modified")
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				assert.Contains(t, err.Error(), tc.wantText)
+				assert.Nil(t, c)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, name)
+			direct, err := m.GetClientForConfig(t.Context(), tc.want)
+			require.NoError(t, err)
+			assert.Same(t, direct, c)
+		})
+	}
+
+	m := newManager(t, newSupervisor(t))
+	_, _, err := m.GetOrCreateClientFromMachine(t.Context(), nil)
+	assert.ErrorContains(t, err, "Machine is nil")
+}
