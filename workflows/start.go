@@ -42,10 +42,16 @@ func DeprovisionWorkflowID(namespace, name string) string {
 // activities they need. The machine activities are registered by the
 // worker from package activities.
 func Register(r worker.Registry, control *ControlActivities) {
+	RegisterWorkflows(r)
+	r.RegisterActivityWithOptions(control.AwaitWorkflowClosed, activity.RegisterOptions{Name: AwaitWorkflowClosedName})
+}
+
+// RegisterWorkflows registers the workflows under their type names; a
+// worker.WorkflowReplayer takes it too.
+func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(ProvisionMachine, workflow.RegisterOptions{Name: ProvisionMachineName})
 	r.RegisterWorkflowWithOptions(DeprovisionMachine, workflow.RegisterOptions{Name: DeprovisionMachineName})
 	r.RegisterWorkflowWithOptions(ClusterHealthCheck, workflow.RegisterOptions{Name: ClusterHealthCheckName})
-	r.RegisterActivityWithOptions(control.AwaitWorkflowClosed, activity.RegisterOptions{Name: AwaitWorkflowClosedName})
 }
 
 // Starter starts the workflows with their IDs, task queue and policies. It
