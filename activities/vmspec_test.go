@@ -1,0 +1,209 @@
+package activities
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+
+	"github.com/machineflow/machineflow/internal/names"
+)
+
+func basePlan() MachinePlan {
+	return MachinePlan{
+		Machine: MachineRef{Namespace: "ns1", Name: "vm1"},
+		CPU:     CPUPlan{Cores: 4, Sockets: 2, Threads: 1},
+		Memory:  "3Gi",
+		Disks: []DiskPlan{
+			{Name: "root", PVCName: "vm1", Size: "20Gi", Bus: "virtio", BootOrder: 1},
+			{Name: "data", PVCName: "vm1-data", Size: "5Gi", Bus: "sata"},
+		},
+		Network: NetworkPlan{PodNetwork: true},
+	}
+}
+
+func baseSpecInput() vmSpecInput {
+	return vmSpecInput{
+		Plan:          basePlan(),
+		Network:       NetworkResult{NetworkName: "default", MACAddress: "02:12:aa:bb:cc:dd"},
+		CPUModel:      "host-model",
+		ISOSize:       resource.MustParse("8Gi"),
+		ISOAccessMode: corev1.ReadWriteMany,
+	}
+}
+
+func TestBuildVirtualMachine(t *testing.T) {
+	type check func(t *testing.T, vm *kubevirtv1.VirtualMachine)
+	domain := func(vm *kubevirtv1.VirtualMachine) *kubevirtv1.DomainSpec { return &vm.Spec.Template.Spec.Domain }
+	tests := []struct {
+		name   string
+		mutate func(in *vmSpecInput)
+		check  check
+	}{
+		{"runStrategy Always", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Equal(t, kubevirtv1.RunStrategyAlways, *vm.Spec.RunStrategy)
+		}},
+		{"VM named after the Machine in its namespace, no ownerRef", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Equal(t, "ns1", vm.Namespace)
+			require.Equal(t, "vm1", vm.Name)
+			require.Empty(t, vm.OwnerReferences)
+		}},
+		{"CPU model from CPU_MODEL and cores/sockets/threads from the plan", func(in *vmSpecInput) { in.CPUModel = "host-passthrough" },
+			func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+				require.Equal(t, kubevirtv1.CPU{Model: "host-passthrough", Cores: 4, Sockets: 2, Threads: 1}, *domain(vm).CPU)
+			}},
+		{"memory.guest from the plan", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Equal(t, "3Gi", domain(vm).Memory.Guest.String())
+		}},
+		{"EFI with secureBoot false", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.False(t, *domain(vm).Firmware.Bootloader.EFI.SecureBoot)
+		}},
+		{"autoattachPodInterface false and networkInterfaceMultiQueue true", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.False(t, *domain(vm).Devices.AutoattachPodInterface)
+			require.True(t, *domain(vm).Devices.NetworkInterfaceMultiQueue)
+		}},
+		{"one virtio bridge NIC with the MAC on the pod network", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			ifaces := domain(vm).Devices.Interfaces
+			require.Len(t, ifaces, 1)
+			require.Equal(t, "default", ifaces[0].Name)
+			require.Equal(t, kubevirtv1.VirtIO, ifaces[0].Model)
+			require.NotNil(t, ifaces[0].Bridge)
+			require.Equal(t, "02:12:aa:bb:cc:dd", ifaces[0].MacAddress)
+			require.Equal(t, []kubevirtv1.Network{{Name: "default", NetworkSource: kubevirtv1.NetworkSource{Pod: &kubevirtv1.PodNetwork{}}}},
+				vm.Spec.Template.Spec.Networks)
+		}},
+		{"bridge NIC on the multus network of a VLAN NAD", func(in *vmSpecInput) {
+			in.Network = NetworkResult{NetworkName: "vlan42", NADName: "vlan42", MACAddress: "02:12:00:00:00:01"}
+		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Equal(t, "vlan42", domain(vm).Devices.Interfaces[0].Name)
+			require.Equal(t, []kubevirtv1.Network{{Name: "vlan42", NetworkSource: kubevirtv1.NetworkSource{Multus: &kubevirtv1.MultusNetwork{NetworkName: "vlan42"}}}},
+				vm.Spec.Template.Spec.Networks)
+		}},
+		{"PXE boot order 2 when no imageID", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Equal(t, uint(2), *domain(vm).Devices.Interfaces[0].BootOrder)
+		}},
+		{"no PXE boot order with an imageID", func(in *vmSpecInput) { in.Plan.Boot.ImageURL = "http://img/os.iso" },
+			func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+				require.Nil(t, domain(vm).Devices.Interfaces[0].BootOrder)
+				require.Empty(t, vm.Spec.DataVolumeTemplates, "an imageID without the boot-source annotation is no ISO boot")
+			}},
+		{"disks keep name, bus and boot order; volumes point at the PVCs", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			disks := domain(vm).Devices.Disks
+			require.Len(t, disks, 2)
+			require.Equal(t, "root", disks[0].Name)
+			require.Equal(t, kubevirtv1.DiskBus("virtio"), disks[0].Disk.Bus)
+			require.Equal(t, uint(1), *disks[0].BootOrder)
+			require.Equal(t, kubevirtv1.DiskBus("sata"), disks[1].Disk.Bus)
+			require.Nil(t, disks[1].BootOrder)
+			vols := vm.Spec.Template.Spec.Volumes
+			require.Equal(t, "vm1", vols[0].PersistentVolumeClaim.ClaimName)
+			require.Equal(t, "vm1-data", vols[1].PersistentVolumeClaim.ClaimName)
+		}},
+		{"ISO boot via DataVolumeTemplate <vm>-iso and cdrom-iso on sata with boot order 2", func(in *vmSpecInput) {
+			in.Plan.Boot = BootPlan{ImageURL: "http://img/os.iso", ISO: true, ISOSourceType: "http"}
+			in.ISOSize = resource.MustParse("3Gi")
+		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Len(t, vm.Spec.DataVolumeTemplates, 1)
+			dv := vm.Spec.DataVolumeTemplates[0]
+			require.Equal(t, "vm1-iso", dv.Name)
+			require.Equal(t, names.ManagedLabels("vm1"), dv.Labels)
+			require.Equal(t, "http://img/os.iso", dv.Spec.Source.HTTP.URL)
+			require.Equal(t, corev1.PersistentVolumeFilesystem, *dv.Spec.Storage.VolumeMode)
+			require.Equal(t, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}, dv.Spec.Storage.AccessModes)
+			require.Equal(t, "3Gi", dv.Spec.Storage.Resources.Requests.Storage().String())
+			disks := domain(vm).Devices.Disks
+			cdrom := disks[len(disks)-1]
+			require.Equal(t, "cdrom-iso", cdrom.Name)
+			require.Equal(t, kubevirtv1.DiskBus("sata"), cdrom.CDRom.Bus)
+			require.Equal(t, uint(2), *cdrom.BootOrder)
+			vols := vm.Spec.Template.Spec.Volumes
+			require.Equal(t, "vm1-iso", vols[len(vols)-1].DataVolume.Name)
+		}},
+		{"ISO from a registry source", func(in *vmSpecInput) {
+			in.Plan.Boot = BootPlan{ImageURL: "docker://quay.io/os:1", ISO: true, ISOSourceType: "registry"}
+		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			src := vm.Spec.DataVolumeTemplates[0].Spec.Source
+			require.Nil(t, src.HTTP)
+			require.Equal(t, "docker://quay.io/os:1", *src.Registry.URL)
+		}},
+		{"NoCloud cloud-init on disk cloudinitdisk", func(in *vmSpecInput) {
+			in.CloudInit = &cloudInitData{UserData: "#cloud-config\nusers: []\n", NetworkData: "version: 1\n"}
+		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			disks := domain(vm).Devices.Disks
+			require.Equal(t, "cloudinitdisk", disks[len(disks)-1].Name)
+			vols := vm.Spec.Template.Spec.Volumes
+			nc := vols[len(vols)-1].CloudInitNoCloud
+			require.Equal(t, "#cloud-config\nusers: []\n", nc.UserData)
+			require.Equal(t, "version: 1\n", nc.NetworkData)
+		}},
+		{"no cloud-init disk without spec.cloudInit", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			for _, v := range vm.Spec.Template.Spec.Volumes {
+				require.Nil(t, v.CloudInitNoCloud)
+			}
+		}},
+		{"managed labels on the VM and its template", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Equal(t, names.ManagedLabels("vm1"), vm.Labels)
+			require.Equal(t, names.ManagedLabels("vm1"), vm.Spec.Template.ObjectMeta.Labels)
+		}},
+		{"only Machine annotations with the VM prefix are copied", func(in *vmSpecInput) {
+			in.MachineAnnotations = map[string]string{
+				names.VMAnnotationPrefix + "fail": "ErrImagePull",
+				names.PlacementAnnotation:         "c1",
+				"kubectl.kubernetes.io/last":      "{}",
+			}
+		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			require.Equal(t, map[string]string{names.VMAnnotationPrefix + "fail": "ErrImagePull"}, vm.Annotations)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseSpecInput()
+			if tc.mutate != nil {
+				tc.mutate(&in)
+			}
+			vm, err := buildVirtualMachine(in)
+			require.NoError(t, err)
+			tc.check(t, vm)
+		})
+	}
+}
+
+func TestBuildVirtualMachineRejectsBadPlans(t *testing.T) {
+	for name, mutate := range map[string]func(in *vmSpecInput){
+		"memory not a quantity": func(in *vmSpecInput) { in.Plan.Memory = "lots" },
+		"no MAC":                func(in *vmSpecInput) { in.Network.MACAddress = "" },
+		"disk without PVC":      func(in *vmSpecInput) { in.Plan.Disks[1].PVCName = "" },
+		"unknown ISO source": func(in *vmSpecInput) {
+			in.Plan.Boot = BootPlan{ImageURL: "ftp://x", ISO: true, ISOSourceType: "ftp"}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := baseSpecInput()
+			mutate(&in)
+			_, err := buildVirtualMachine(in)
+			requireAppError(t, err, ErrTypeInvalidSpec, true)
+		})
+	}
+}
+
+func TestCloudInitDataNeverFormatsItsPayload(t *testing.T) {
+	d := cloudInitData{UserData: "password: hunter2"}
+	for _, s := range []string{d.String(), d.GoString()} {
+		require.NotContains(t, s, "hunter2")
+	}
+}
+
+// requireAppError asserts err is an ApplicationError of errType with the
+// given finality.
+func requireAppError(t *testing.T, err error, errType string, final bool) *temporal.ApplicationError {
+	t.Helper()
+	require.Error(t, err)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr, "not an ApplicationError: %v", err)
+	require.Equal(t, errType, appErr.Type(), "error: %v", err)
+	require.Equal(t, final, appErr.NonRetryable(), "error: %v", err)
+	return appErr
+}
