@@ -33,6 +33,21 @@ const (
 	VMAnnotationPrefix = "vm.machineflow.io/"
 )
 
+// Search attributes (all of type Keyword) that the workflows upsert and the
+// Temporal namespace must have registered, so the UI and
+// `temporal workflow list --query` can filter by Machine, cluster and phase.
+const (
+	SearchAttrMachineNamespace = "MachineNamespace"
+	SearchAttrMachineName      = "MachineName"
+	SearchAttrKubevirtConfig   = "KubevirtConfig"
+	SearchAttrMachinePhase     = "MachinePhase"
+)
+
+// KeywordSearchAttributes lists the search attributes to register.
+func KeywordSearchAttributes() []string {
+	return []string{SearchAttrMachineNamespace, SearchAttrMachineName, SearchAttrKubevirtConfig, SearchAttrMachinePhase}
+}
+
 // HandlesProvider reports whether a Machine with this spec.provider is ours.
 func HandlesProvider(provider string) bool {
 	return provider == "" || provider == ProviderKubevirt
