@@ -16,7 +16,7 @@ import (
 // cachedManager returns a manager with a warm cache for config "east".
 func cachedManager(b *testing.B) *KubevirtClientManager {
 	srv := newAPIServer(b, "t")
-	m := newManager(b, newSupervisor(b, configObjects("east", kubeconfigData(kubeconfig(b, srv.URL, "t")))...))
+	m := newManager(b, newSupervisor(b, tokenConfig(b, "east", srv.URL, "t")...))
 	_, err := m.GetClientForConfig(b.Context(), "east")
 	require.NoError(b, err)
 	return m
@@ -94,7 +94,7 @@ func BenchmarkHealthCheckFanOut(b *testing.B) {
 					api.Config.Handler.ServeHTTP(w, r)
 				}))
 				b.Cleanup(slow.Close)
-				objs = append(objs, configObjects(fmt.Sprintf("c%d", i), kubeconfigData(kubeconfig(b, slow.URL, "t")))...)
+				objs = append(objs, tokenConfig(b, fmt.Sprintf("c%d", i), slow.URL, "t")...)
 			}
 			// The default 20 QPS per cluster would make this measure the
 			// rate limiter (one check per 50 ms) instead of the fan-out.

@@ -42,10 +42,16 @@ func testScheme(t testing.TB) *runtime.Scheme {
 // The test servers' certificates are not verified: TLS is there because
 // client-go sends credentials over TLS only.
 func kubeconfig(t testing.TB, server, token string) []byte {
+	return writeKubeconfig(t, &clientcmdapi.Cluster{Server: server, InsecureSkipTLSVerify: true}, &clientcmdapi.AuthInfo{Token: token})
+}
+
+// writeKubeconfig returns a kubeconfig whose one context joins cluster and
+// auth.
+func writeKubeconfig(t testing.TB, cluster *clientcmdapi.Cluster, auth *clientcmdapi.AuthInfo) []byte {
 	t.Helper()
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: server, InsecureSkipTLSVerify: true}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Clusters["c"] = cluster
+	cfg.AuthInfos["u"] = auth
 	cfg.Contexts["ctx"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
 	cfg.CurrentContext = "ctx"
 	b, err := clientcmd.Write(*cfg)
@@ -56,31 +62,16 @@ func kubeconfig(t testing.TB, server, token string) []byte {
 // execKubeconfig authenticates through an exec plugin whose arguments hold
 // the planted token.
 func execKubeconfig(t testing.TB, server string) []byte {
-	t.Helper()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: server}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{
+	return writeKubeconfig(t, &clientcmdapi.Cluster{Server: server}, &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{
 		Command: "/bin/sh", Args: []string{"-c", "echo " + secretToken}, APIVersion: "client.authentication.k8s.io/v1",
 		InteractiveMode: clientcmdapi.NeverExecInteractiveMode,
-	}}
-	cfg.Contexts["ctx"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-	cfg.CurrentContext = "ctx"
-	b, err := clientcmd.Write(*cfg)
-	require.NoError(t, err)
-	return b
+	}})
 }
 
 // badCAKubeconfig has CA data that is not PEM: the planted token.
 func badCAKubeconfig(t testing.TB) []byte {
-	t.Helper()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1", CertificateAuthorityData: []byte(secretToken)}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: secretToken}
-	cfg.Contexts["ctx"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-	cfg.CurrentContext = "ctx"
-	b, err := clientcmd.Write(*cfg)
-	require.NoError(t, err)
-	return b
+	return writeKubeconfig(t, &clientcmdapi.Cluster{Server: "https://127.0.0.1:1", CertificateAuthorityData: []byte(secretToken)},
+		&clientcmdapi.AuthInfo{Token: secretToken})
 }
 
 // configObjects returns a KubevirtConfig name and its Secret holding data
@@ -99,6 +90,11 @@ func configObjects(name string, data map[string][]byte) []client.Object {
 		})
 	}
 	return objs
+}
+
+// tokenConfig is configObjects for a kubeconfig of server and token.
+func tokenConfig(t testing.TB, name, server, token string) []client.Object {
+	return configObjects(name, kubeconfigData(kubeconfig(t, server, token)))
 }
 
 func kubeconfigData(b []byte) map[string][]byte {

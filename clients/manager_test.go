@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -61,9 +62,9 @@ func TestNewKubevirtClientManagerRejectsBadInput(t *testing.T) {
 
 func TestGetClientForConfigCachesOneClientPerConfig(t *testing.T) {
 	east, west := newAPIServer(t, "e"), newAPIServer(t, "w")
-	sup := newSupervisor(t, append(
-		configObjects("east", kubeconfigData(kubeconfig(t, east.URL, "e"))),
-		configObjects("west", kubeconfigData(kubeconfig(t, west.URL, "w")))...)...)
+	sup := newSupervisor(t, slices.Concat(
+		tokenConfig(t, "east", east.URL, "e"),
+		tokenConfig(t, "west", west.URL, "w"))...)
 	m := newManager(t, sup)
 	ctx := t.Context()
 
@@ -91,7 +92,7 @@ func TestGetClientForConfigCachesOneClientPerConfig(t *testing.T) {
 
 func TestGetRESTConfigForConfigReturnsBoundedCopy(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
 	m := newManager(t, sup, WithRequestTimeout(3*time.Second), WithQPS(7), WithBurst(9))
 
 	cfg, err := m.GetRESTConfigForConfig(t.Context(), "east")
@@ -119,7 +120,7 @@ func TestGetRESTConfigForConfigReturnsBoundedCopy(t *testing.T) {
 
 func TestConcurrentFirstCallsBuildOneClient(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
 	// Hold the first build long enough for the others to pile up on it.
 	sup.beforeSecretGet = func() { time.Sleep(50 * time.Millisecond) }
 	m := newManager(t, sup)
@@ -146,9 +147,9 @@ func TestConcurrentFirstCallsBuildOneClient(t *testing.T) {
 
 func TestNoLockHeldWhileBuilding(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	sup := newSupervisor(t, append(
-		configObjects("fast", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
-		configObjects("slow", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)...)
+	sup := newSupervisor(t, slices.Concat(
+		tokenConfig(t, "fast", srv.URL, "t"),
+		tokenConfig(t, "slow", srv.URL, "t"))...)
 	m := newManager(t, sup)
 	fast, err := m.GetClientForConfig(t.Context(), "fast")
 	require.NoError(t, err)
@@ -186,7 +187,7 @@ func TestInvalidationDuringBuildIsNotUndone(t *testing.T) {
 	} {
 		t.Run(invalidate.name, func(t *testing.T) {
 			srv := newAPIServer(t, "t")
-			sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+			sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
 			m := newManager(t, sup)
 			entered, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
@@ -218,9 +219,9 @@ func TestInvalidationDuringBuildIsNotUndone(t *testing.T) {
 
 func TestInvalidateClientRebuildsFromCurrentSecret(t *testing.T) {
 	east, west := newAPIServer(t, "t"), newAPIServer(t, "t")
-	sup := newSupervisor(t, append(
-		configObjects("a", kubeconfigData(kubeconfig(t, east.URL, "t"))),
-		configObjects("b", kubeconfigData(kubeconfig(t, east.URL, "t")))...)...)
+	sup := newSupervisor(t, slices.Concat(
+		tokenConfig(t, "a", east.URL, "t"),
+		tokenConfig(t, "b", east.URL, "t"))...)
 	m := newManager(t, sup)
 	ctx := t.Context()
 	a1, err := m.GetClientForConfig(ctx, "a")
@@ -259,7 +260,7 @@ func updateSecret(t testing.TB, c client.Client, config string, data map[string]
 
 func TestRevalidationAfterInterval(t *testing.T) {
 	east, west := newAPIServer(t, "t"), newAPIServer(t, "t")
-	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, east.URL, "t")))...)
+	sup := newSupervisor(t, tokenConfig(t, "east", east.URL, "t")...)
 	clk := clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0))
 	m := newManager(t, sup, WithClock(clk), WithRevalidationInterval(30*time.Second))
 	ctx := t.Context()
@@ -345,7 +346,7 @@ func TestRevalidationAfterInterval(t *testing.T) {
 
 func TestRevalidationFailureOfSupervisorKeepsClient(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	base := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	base := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
 	var down bool
 	var mu sync.Mutex
 	sup := interceptor.NewClient(base, interceptor.Funcs{
@@ -412,7 +413,7 @@ func TestInvalidKubeconfigSecrets(t *testing.T) {
 		{"garbage", configObjects("c", kubeconfigData([]byte("{{{ not yaml"))), "does not parse as a kubeconfig"},
 		{"no context", configObjects("c", kubeconfigData([]byte("apiVersion: v1\nkind: Config\n"))), "sets no current-context"},
 		{"unknown context", configObjects("c", kubeconfigData([]byte("apiVersion: v1\nkind: Config\ncurrent-context: x\n"))), "names a current-context that it does not define"},
-		{"no server", configObjects("c", kubeconfigData(kubeconfig(t, "", "t"))), "has no cluster with a server address"},
+		{"no server", tokenConfig(t, "c", "", "t"), "has no cluster with a server address"},
 		{"exec plugin", configObjects("c", kubeconfigData(execKubeconfig(t, srv.URL))), "exec or auth-provider plugin"},
 		{"bad CA", configObjects("c", kubeconfigData(badCAKubeconfig(t))), "unusable TLS or auth material"},
 		{"empty secret ref", []client.Object{&v1alpha1.KubevirtConfig{ObjectMeta: metav1.ObjectMeta{Name: "c"}}}, "spec.kubeconfigSecretRef is empty"},
@@ -432,7 +433,7 @@ func TestInvalidKubeconfigSecrets(t *testing.T) {
 
 func TestSecretNamespaceDefaultsToConfigNamespace(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	objs := configObjects("c", kubeconfigData(kubeconfig(t, srv.URL, "t")))
+	objs := tokenConfig(t, "c", srv.URL, "t")
 	objs[0].(*v1alpha1.KubevirtConfig).Spec.SecretNamespace = ""
 	m := newManager(t, newSupervisor(t, objs...))
 	require.NoError(t, m.ValidateConnection(t.Context(), "c"))
@@ -448,11 +449,11 @@ func TestValidateConnection(t *testing.T) {
 	srv := newAPIServer(t, "t")
 	closed := newAPIServer(t, "t")
 	closed.Close()
-	sup := newSupervisor(t, append(append(append(
-		configObjects("ok", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
-		configObjects("wrongtoken", kubeconfigData(kubeconfig(t, srv.URL, "nope")))...),
-		configObjects("refused", kubeconfigData(kubeconfig(t, closed.URL, "t")))...),
-		configObjects("hole", kubeconfigData(kubeconfig(t, blackHole(t), "t")))...)...)
+	sup := newSupervisor(t, slices.Concat(
+		tokenConfig(t, "ok", srv.URL, "t"),
+		tokenConfig(t, "wrongtoken", srv.URL, "nope"),
+		tokenConfig(t, "refused", closed.URL, "t"),
+		tokenConfig(t, "hole", blackHole(t), "t"))...)
 	m := newManager(t, sup, WithRequestTimeout(500*time.Millisecond))
 	ctx := t.Context()
 
@@ -486,7 +487,7 @@ func TestValidateConnection(t *testing.T) {
 
 func TestUnauthorizedAnswerDropsClient(t *testing.T) {
 	srv := newAPIServer(t, "new")
-	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "old")))...)
+	sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "old")...)
 	m := newManager(t, sup) // default interval: only the 401 can refresh the client
 	ctx := t.Context()
 
@@ -516,7 +517,7 @@ func TestUnauthorizedAnswerDropsClient(t *testing.T) {
 
 func TestCallerGivingUpDoesNotFailTheFlight(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	sup := newSupervisor(t, configObjects("east", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	sup.beforeSecretGet = func() {
@@ -557,19 +558,14 @@ func TestHealthCheck(t *testing.T) {
 	srv := newAPIServer(t, "t")
 	missing := newAPIServer(t, "t")
 	missing.set("t", "missing")
-	objs := [][]client.Object{
-		configObjects("ok-1", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
-		configObjects("ok-2", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
-		configObjects("nokubevirt", kubeconfigData(kubeconfig(t, missing.URL, "t"))),
-		configObjects("badtoken", kubeconfigData(kubeconfig(t, srv.URL, "bad"))),
+	sup := newSupervisor(t, slices.Concat(
+		tokenConfig(t, "ok-1", srv.URL, "t"),
+		tokenConfig(t, "ok-2", srv.URL, "t"),
+		tokenConfig(t, "nokubevirt", missing.URL, "t"),
+		tokenConfig(t, "badtoken", srv.URL, "bad"),
 		configObjects("garbage", kubeconfigData([]byte("::"))),
-		configObjects("hole", kubeconfigData(kubeconfig(t, blackHole(t), "t"))),
-	}
-	var all []client.Object
-	for _, o := range objs {
-		all = append(all, o...)
-	}
-	sup := newSupervisor(t, all...)
+		tokenConfig(t, "hole", blackHole(t), "t"),
+	)...)
 	m := newManager(t, sup, WithRequestTimeout(500*time.Millisecond))
 
 	failures := m.HealthCheck(t.Context())
@@ -583,9 +579,9 @@ func TestHealthCheck(t *testing.T) {
 
 func TestHealthCheckDropsDeletedConfigsAndReportsListFailure(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	base := newSupervisor(t, append(
-		configObjects("kept", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
-		configObjects("deleted", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)...)
+	base := newSupervisor(t, slices.Concat(
+		tokenConfig(t, "kept", srv.URL, "t"),
+		tokenConfig(t, "deleted", srv.URL, "t"))...)
 	var listFails bool
 	var mu sync.Mutex
 	sup := interceptor.NewClient(base, interceptor.Funcs{
@@ -632,9 +628,8 @@ func TestHealthCheckDropsDeletedConfigsAndReportsListFailure(t *testing.T) {
 
 func TestPlacementRules(t *testing.T) {
 	srv := newAPIServer(t, "t")
-	one := configObjects("one", kubeconfigData(kubeconfig(t, srv.URL, "t")))
-	two := append(configObjects("a", kubeconfigData(kubeconfig(t, srv.URL, "t"))),
-		configObjects("b", kubeconfigData(kubeconfig(t, srv.URL, "t")))...)
+	one := tokenConfig(t, "one", srv.URL, "t")
+	two := slices.Concat(tokenConfig(t, "a", srv.URL, "t"), tokenConfig(t, "b", srv.URL, "t"))
 	machine := func(annotation string) *v1alpha1.Machine {
 		m := &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "vm1"}}
 		if annotation != "" {

@@ -143,21 +143,30 @@ func (m *MockClientManager) GetConfigNamespace() string {
 
 // GetClientForConfig returns the client registered for name.
 func (m *MockClientManager) GetClientForConfig(ctx context.Context, name string) (client.Client, error) {
+	return mockLookup(ctx, m, name, &m.GetClientCalls, &m.GetClientForConfigFunc, &m.GetClientError,
+		func(c client.Client) client.Client { return c })
+}
+
+// mockLookup is the body of the methods that act on a registered client:
+// record the call, then hook, injected error or the client's result.
+// Hooks run without the lock so that they may call back into the mock.
+func mockLookup[T any](ctx context.Context, m *MockClientManager, name string, calls *[]string,
+	hook *func(context.Context, string) (T, error), injected *error, result func(client.Client) T) (T, error) {
 	m.mu.Lock()
-	m.GetClientCalls = append(m.GetClientCalls, name)
-	hook, injected := m.GetClientForConfigFunc, m.GetClientError
+	*calls = append(*calls, name)
+	h, err := *hook, *injected
 	c, ok := m.clients[name]
 	m.mu.Unlock()
-	// Hooks run without the lock so that they may call back into the mock.
+	var zero T
 	switch {
-	case hook != nil:
-		return hook(ctx, name)
-	case injected != nil:
-		return nil, injected
+	case h != nil:
+		return h(ctx, name)
+	case err != nil:
+		return zero, err
 	case !ok:
-		return nil, mockConfigNotFound(name)
+		return zero, mockConfigNotFound(name)
 	}
-	return c, nil
+	return result(c), nil
 }
 
 // GetOrCreateClientFromMachine applies the real manager's rules as far as
@@ -320,20 +329,10 @@ func validateMocked(ctx context.Context, name string, hook func(context.Context,
 // GetRESTConfigForConfig returns a new REST config with the host
 // https://mock-<name>.example.com:6443 for names with a registered client.
 func (m *MockClientManager) GetRESTConfigForConfig(ctx context.Context, name string) (*rest.Config, error) {
-	m.mu.Lock()
-	m.GetRESTConfigCalls = append(m.GetRESTConfigCalls, name)
-	hook, injected := m.GetRESTConfigForConfigFunc, m.GetRESTConfigError
-	_, ok := m.clients[name]
-	m.mu.Unlock()
-	switch {
-	case hook != nil:
-		return hook(ctx, name)
-	case injected != nil:
-		return nil, injected
-	case !ok:
-		return nil, mockConfigNotFound(name)
-	}
-	return &rest.Config{Host: "https://mock-" + name + ".example.com:6443"}, nil
+	return mockLookup(ctx, m, name, &m.GetRESTConfigCalls, &m.GetRESTConfigForConfigFunc, &m.GetRESTConfigError,
+		func(client.Client) *rest.Config {
+			return &rest.Config{Host: "https://mock-" + name + ".example.com:6443"}
+		})
 }
 
 func mockConfigNotFound(name string) *Error {

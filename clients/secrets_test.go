@@ -28,19 +28,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	missing := newAPIServer(t, secretToken)
 	missing.set(secretToken, "missing")
 	hole := blackHole(t)
-	withAuth := func(server string, auth *clientcmdapi.AuthInfo, mutate func(*clientcmdapi.Config)) []byte {
-		cfg := clientcmdapi.NewConfig()
-		cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: server, InsecureSkipTLSVerify: true}
-		cfg.AuthInfos["u"] = auth
-		cfg.Contexts["ctx"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-		cfg.CurrentContext = "ctx"
-		if mutate != nil {
-			mutate(cfg)
-		}
-		b, err := clientcmd.Write(*cfg)
-		require.NoError(t, err)
-		return b
+	withAuth := func(server string, auth *clientcmdapi.AuthInfo) []byte {
+		return writeKubeconfig(t, &clientcmdapi.Cluster{Server: server, InsecureSkipTLSVerify: true}, auth)
 	}
+	// Names a cluster it does not define: the token.
+	clusterIsToken, err := clientcmd.Load(withAuth(rejecting.URL, &clientcmdapi.AuthInfo{Token: secretToken}))
+	require.NoError(t, err)
+	clusterIsToken.Contexts["ctx"].Cluster = secretToken
+	clusterIsTokenBytes, err := clientcmd.Write(*clusterIsToken)
+	require.NoError(t, err)
 	token := &clientcmdapi.AuthInfo{Token: secretToken}
 	kubeconfigs := map[string][]byte{
 		"bare-token":         []byte(secretToken),
@@ -48,18 +44,18 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"json-garbage":       []byte(`{"users": [{"user": {"token": "` + secretToken + `"}}], `),
 		"wrong-kind":         []byte("apiVersion: v1\nkind: " + secretToken + "\n"),
 		"context-is-token":   []byte("apiVersion: v1\nkind: Config\ncurrent-context: " + secretToken + "\n"),
-		"cluster-is-token":   withAuth(rejecting.URL, token, func(c *clientcmdapi.Config) { c.Contexts["ctx"].Cluster = secretToken }),
+		"cluster-is-token":   clusterIsTokenBytes,
 		"exec-plugin":        execKubeconfig(t, rejecting.URL),
-		"auth-provider":      withAuth(rejecting.URL, &clientcmdapi.AuthInfo{AuthProvider: &clientcmdapi.AuthProviderConfig{Name: "oidc", Config: map[string]string{"id-token": secretToken}}}, nil),
+		"auth-provider":      withAuth(rejecting.URL, &clientcmdapi.AuthInfo{AuthProvider: &clientcmdapi.AuthProviderConfig{Name: "oidc", Config: map[string]string{"id-token": secretToken}}}),
 		"ca-is-token":        badCAKubeconfig(t),
-		"cert-is-token":      withAuth("https://127.0.0.1:1", &clientcmdapi.AuthInfo{ClientCertificateData: []byte(secretToken), ClientKeyData: []byte(secretToken)}, nil),
-		"token-and-basic":    withAuth(rejecting.URL, &clientcmdapi.AuthInfo{Token: secretToken, Username: "u", Password: secretToken}, nil),
-		"token-rejected":     withAuth(rejecting.URL, token, nil),
-		"password-rejected":  withAuth(rejecting.URL, &clientcmdapi.AuthInfo{Username: "admin", Password: secretToken}, nil),
-		"token-black-hole":   withAuth(hole, token, nil),
-		"token-no-kubevirt":  withAuth(missing.URL, token, nil),
-		"token-refused":      withAuth("https://127.0.0.1:1", token, nil),
-		"token-file-missing": withAuth(rejecting.URL, &clientcmdapi.AuthInfo{TokenFile: "/nonexistent/" + secretToken}, nil),
+		"cert-is-token":      withAuth("https://127.0.0.1:1", &clientcmdapi.AuthInfo{ClientCertificateData: []byte(secretToken), ClientKeyData: []byte(secretToken)}),
+		"token-and-basic":    withAuth(rejecting.URL, &clientcmdapi.AuthInfo{Token: secretToken, Username: "u", Password: secretToken}),
+		"token-rejected":     withAuth(rejecting.URL, token),
+		"password-rejected":  withAuth(rejecting.URL, &clientcmdapi.AuthInfo{Username: "admin", Password: secretToken}),
+		"token-black-hole":   withAuth(hole, token),
+		"token-no-kubevirt":  withAuth(missing.URL, token),
+		"token-refused":      withAuth("https://127.0.0.1:1", token),
+		"token-file-missing": withAuth(rejecting.URL, &clientcmdapi.AuthInfo{TokenFile: "/nonexistent/" + secretToken}),
 	}
 	var objs []client.Object
 	for name, data := range kubeconfigs {
@@ -111,7 +107,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		check("HealthCheck "+name, err)
 	}
 	// Without an annotation, the search visits every cluster.
-	_, _, err := m.GetOrCreateClientFromMachine(ctx, &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "vm"}})
+	_, _, err = m.GetOrCreateClientFromMachine(ctx, &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "vm"}})
 	require.ErrorIs(t, err, ErrClusterUnreachable, "no cluster could be searched")
 	check("placement search", err)
 
