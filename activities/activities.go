@@ -43,10 +43,10 @@ type Deps struct {
 func New(d Deps) (*Activities, error) {
 	var errs []error
 	if d.Clients == nil {
-		errs = append(errs, errors.New("Clients is nil"))
+		errs = append(errs, errors.New("Deps.Clients is nil"))
 	}
 	if d.Supervisor == nil {
-		errs = append(errs, errors.New("Supervisor is nil"))
+		errs = append(errs, errors.New("Deps.Supervisor is nil"))
 	}
 	if err := d.Settings.Validate(); err != nil {
 		errs = append(errs, err)
