@@ -1,0 +1,113 @@
+// Package envflag binds command-line flags to environment variables with
+// one precedence rule for every binary: a flag given on the command line
+// wins over its variable, which wins over the default.
+//
+// The variable is applied through the flag's own flag.Value before the
+// command line is parsed, so each setting has one parser and one place
+// that names it in errors, and the flag set may be handed to any parser
+// afterwards (the standard library's, or pflag's AddGoFlagSet for cobra).
+// Secret settings are never quoted in errors or shown as defaults.
+package envflag
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Binder registers flags on a flag.FlagSet together with the environment
+// variable each one reads.
+type Binder struct {
+	fs       *flag.FlagSet
+	bindings []binding
+}
+
+type binding struct {
+	flag, env string
+	secret    bool
+}
+
+// New returns a Binder that registers flags on fs.
+func New(fs *flag.FlagSet) *Binder {
+	return &Binder{fs: fs}
+}
+
+// FlagSet is the flag set the Binder registers on.
+func (b *Binder) FlagSet() *flag.FlagSet { return b.fs }
+
+// String binds a string setting.
+func (b *Binder) String(p *string, name, env, def, usage string) {
+	b.fs.StringVar(p, name, def, b.usage(usage, env))
+	b.bindings = append(b.bindings, binding{flag: name, env: env})
+}
+
+// Secret binds a string setting whose value must never be printed: it has
+// no default to show and errors about it do not quote it.
+func (b *Binder) Secret(p *string, name, env, usage string) {
+	b.fs.StringVar(p, name, "", b.usage(usage, env))
+	b.bindings = append(b.bindings, binding{flag: name, env: env, secret: true})
+}
+
+// Duration binds a duration setting (Go syntax: 30s, 2m).
+func (b *Binder) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	*p = def
+	b.fs.Var((*durationValue)(p), name, b.usage(usage, env))
+	b.bindings = append(b.bindings, binding{flag: name, env: env})
+}
+
+func (b *Binder) usage(usage, env string) string {
+	if env == "" {
+		return usage
+	}
+	return usage + " [$" + env + "]"
+}
+
+// Env returns the environment variable bound to the flag name, or "".
+func (b *Binder) Env(name string) string {
+	for _, x := range b.bindings {
+		if x.flag == name {
+			return x.env
+		}
+	}
+	return ""
+}
+
+// ApplyEnv sets every bound flag whose variable lookup finds (os.LookupEnv
+// in production). Call it before parsing the command line so that flags
+// win. Every invalid value is reported, each naming its variable.
+func (b *Binder) ApplyEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	for _, x := range b.bindings {
+		if x.env == "" {
+			continue
+		}
+		v, ok := lookup(x.env)
+		if !ok {
+			continue
+		}
+		if err := b.fs.Set(x.flag, v); err != nil {
+			if x.secret {
+				errs = append(errs, fmt.Errorf("%s: invalid value", x.env))
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%s=%q: %w", x.env, v, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// durationValue is flag's duration with an error that says what is
+// expected (the standard one says only "parse error").
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration (e.g. 30s, 2m)")
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
