@@ -84,4 +84,3 @@ func TestModuleFailsStartWhenServerIsAbsent(t *testing.T) {
 	require.Error(t, app.Err())
 	assert.Contains(t, app.Err().Error(), "connecting to Temporal at "+addr)
 }
-
