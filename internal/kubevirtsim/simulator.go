@@ -189,7 +189,13 @@ func (s *Simulator) tick(ctx context.Context) error {
 
 	for i := range vms.Items {
 		vm := &vms.Items[i]
-		if err := s.syncVM(ctx, vm, vmiByKey[client.ObjectKeyFromObject(vm)], now); err != nil {
+		err := s.syncVM(ctx, vm, vmiByKey[client.ObjectKeyFromObject(vm)], now)
+		switch {
+		case apierrors.IsConflict(err):
+			// Someone else wrote the VM or VMI since our List; normal
+			// with concurrent writers, and redone on the next poll.
+			s.log.V(1).Info("conflict, retrying on the next poll", "vm", klog.KObj(vm), "error", err.Error())
+		case err != nil:
 			s.log.Error(err, "syncing VirtualMachine", "vm", klog.KObj(vm))
 		}
 	}

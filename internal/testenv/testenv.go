@@ -229,8 +229,9 @@ func setupKubevirtCluster(ctx context.Context, c *Cluster) error {
 
 // RegisterCluster writes, on the supervisor, the kubeconfig Secret
 // "<name>-kubeconfig" in ConfigNamespace and the cluster-scoped KubevirtConfig
-// name pointing at it, replacing the Secret's data if it exists. Tests use it
-// to add broken or unreachable clusters; kubeconfig may be anything.
+// name pointing at it. A second call replaces the Secret's data (a rotation)
+// and keeps an existing KubevirtConfig as it is. Tests use it to add broken or
+// unreachable clusters; kubeconfig may be anything.
 func (e *Env) RegisterCluster(ctx context.Context, name string, kubeconfig []byte) error {
 	c := e.Supervisor.Client
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: KubeconfigSecretName(name), Namespace: e.ConfigNamespace}}
