@@ -3,7 +3,6 @@ package activities
 import (
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/vitistack/common/pkg/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
@@ -85,7 +84,8 @@ func observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstan
 
 // vmPhase is the operator's mapping, with vitistack phases where it used
 // the off-spec "Succeeded": a running VMI is Running; otherwise the state is
-// the VM's printableStatus and the phase follows from it.
+// the VM's printableStatus and the phase follows from it (a Failed VMI is
+// restarted by KubeVirt, so its phase alone decides nothing).
 func vmPhase(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance) (phase, state string) {
 	if vmi != nil && vmi.Status.Phase == kubevirtv1.Running {
 		return v1alpha1.MachinePhaseRunning, string(kubevirtv1.VirtualMachineStatusRunning)
@@ -95,9 +95,6 @@ func vmPhase(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstan
 		printable = vm.Status.PrintableStatus
 	}
 	state = string(printable)
-	if vmi != nil && vmi.Status.Phase == kubevirtv1.Failed {
-		return v1alpha1.MachinePhaseFailed, state
-	}
 	if _, failed := failedPrintableStatuses[printable]; failed {
 		return v1alpha1.MachinePhaseFailed, state
 	}
@@ -116,7 +113,8 @@ func vmPhase(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstan
 
 // bootFailure says whether a VM has reached a state it cannot boot from,
 // with a reason (ErrImagePull, Unschedulable, ...) and the detail KubeVirt
-// gives.
+// gives. A Failed VMI alone is not final: under runStrategy Always KubeVirt
+// replaces it, and only repeated failures become CrashLoopBackOff.
 func bootFailure(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance) (reason, message string, failed bool) {
 	if vm != nil {
 		if r, ok := failedPrintableStatuses[vm.Status.PrintableStatus]; ok {
@@ -131,16 +129,6 @@ func bootFailure(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineIn
 			c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
 			return "Unschedulable", c.Message, true
 		}
-	}
-	if vmi.Status.Phase == kubevirtv1.Failed {
-		msg := vmi.Status.Reason
-		for _, c := range vmi.Status.Conditions {
-			if c.Status == corev1.ConditionFalse && c.Message != "" {
-				msg = strings.TrimPrefix(strings.Join([]string{msg, c.Message}, "; "), "; ")
-				break
-			}
-		}
-		return "VMIFailed", msg, true
 	}
 	return "", "", false
 }

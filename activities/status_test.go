@@ -46,7 +46,7 @@ func TestVMPhase(t *testing.T) {
 		{kubevirtv1.VirtualMachineStatusStarting, vmiIn(kubevirtv1.Scheduled), v1alpha1.MachinePhasePending},
 		{kubevirtv1.VirtualMachineStatusWaitingForVolumeBinding, nil, v1alpha1.MachinePhasePending},
 		{"", nil, v1alpha1.MachinePhasePending},
-		{kubevirtv1.VirtualMachineStatusStarting, vmiIn(kubevirtv1.Failed), v1alpha1.MachinePhaseFailed},
+		{kubevirtv1.VirtualMachineStatusStarting, vmiIn(kubevirtv1.Failed), v1alpha1.MachinePhasePending},
 	}
 	for _, tc := range tests {
 		name := string(tc.printable)
@@ -72,8 +72,6 @@ func TestBootFailure(t *testing.T) {
 		Type: kubevirtv1.VirtualMachineInstanceConditionType(corev1.PodScheduled), Status: corev1.ConditionFalse,
 		Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available",
 	}}
-	failedVMI := vmiIn(kubevirtv1.Failed)
-	failedVMI.Status.Reason = "GuestCrashed"
 	pull := vmWith(kubevirtv1.VirtualMachineStatusErrImagePull)
 	pull.Status.Conditions = []kubevirtv1.VirtualMachineCondition{{Type: kubevirtv1.VirtualMachineReady, Status: corev1.ConditionFalse, Reason: "ErrImagePull", Message: "pull failed"}}
 	tests := []struct {
@@ -90,7 +88,6 @@ func TestBootFailure(t *testing.T) {
 		{"ErrorPvcNotFound is PvcNotFound", vmWith(kubevirtv1.VirtualMachineStatusPvcNotFound), nil, "PvcNotFound", ""},
 		{"DataVolumeError", vmWith(kubevirtv1.VirtualMachineStatusDataVolumeError), nil, "DataVolumeError", ""},
 		{"Unschedulable from the VMI's PodScheduled condition", vmWith(kubevirtv1.VirtualMachineStatusStarting), unschedulable, "Unschedulable", "0/3 nodes are available"},
-		{"failed VMI", vmWith(kubevirtv1.VirtualMachineStatusStarting), failedVMI, "VMIFailed", "GuestCrashed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,6 +103,8 @@ func TestBootFailure(t *testing.T) {
 		_, _, failed := bootFailure(vmWith(healthy), vmiIn(kubevirtv1.Scheduling))
 		require.False(t, failed, "%s is not a failure", healthy)
 	}
+	_, _, failed := bootFailure(vmWith(kubevirtv1.VirtualMachineStatusStarting), vmiIn(kubevirtv1.Failed))
+	require.False(t, failed, "a Failed VMI is restarted under runStrategy Always; CrashLoopBackOff decides")
 }
 
 func runningVMI() *kubevirtv1.VirtualMachineInstance {
