@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/runner/manifest"
+	"github.com/machineflow/machineflow/internal/testenv"
+)
+
+//go:embed seed.yaml
+var seedYAML []byte
+
+type options struct {
+	dir       string
+	clusters  int
+	bootDelay time.Duration
+}
+
+// run starts the clusters, seeds the supervisor, runs the simulators and
+// publishes the kubeconfigs, then blocks until ctx is done or a simulator
+// fails. Everything it started is stopped before it returns.
+func run(ctx context.Context, opts options, logger *slog.Logger, out io.Writer) (err error) {
+	seed, err := manifest.Decode(bytes.NewReader(seedYAML), "seed.yaml")
+	if err != nil {
+		return err
+	}
+	files, err := newKubeconfigFiles(opts.dir, opts.clusters)
+	if err != nil {
+		return err
+	}
+	// A file left by a sandbox that was killed would tell a reader we are
+	// ready before we are.
+	if err := files.removeAll(); err != nil {
+		return err
+	}
+
+	logger.Info("starting API servers", "clusters", opts.clusters)
+	started := time.Now()
+	env, err := testenv.Start(ctx, testenv.Options{Clusters: opts.clusters})
+	if err != nil {
+		return fmt.Errorf("starting the API servers: %w", err)
+	}
+	defer func() {
+		logger.Info("stopping API servers")
+		err = errors.Join(err, env.Stop())
+	}()
+	logger.Info("API servers started", "seconds", time.Since(started).Round(100*time.Millisecond).Seconds())
+
+	if err := manifest.Apply(ctx, env.Supervisor.Client, seed); err != nil {
+		return fmt.Errorf("seeding the supervisor: %w", err)
+	}
+	for _, o := range seed {
+		logger.Info("applied", "object", o.String())
+	}
+
+	simCtx, stopSims := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(simCtx)
+	defer func() {
+		// Stop the simulators before the API servers stop under them.
+		stopSims()
+		err = errors.Join(err, g.Wait())
+	}()
+	simLogger := logr.FromSlogHandler(logger.Handler())
+	for i, c := range env.Clusters {
+		sim, err := kubevirtsim.New(c.Client, kubevirtsim.Options{
+			Name: c.Name,
+			// 10.101.0.0/16, 10.102.0.0/16, ...: unique across clusters.
+			AddressPool: fmt.Sprintf("10.%d.0.0/16", 101+i),
+			BootDelay:   opts.bootDelay,
+			Logger:      simLogger,
+		})
+		if err != nil {
+			return fmt.Errorf("simulator for %s: %w", c.Name, err)
+		}
+		g.Go(func() error { return sim.Run(gctx) })
+	}
+
+	if err := files.write(env); err != nil {
+		return errors.Join(err, files.removeAll())
+	}
+	defer func() { err = errors.Join(err, files.removeAll()) }()
+
+	clusters := make([]string, len(env.Clusters))
+	for i, c := range env.Clusters {
+		clusters[i] = fmt.Sprintf("%s (%s)", c.Name, c.Config.Host)
+	}
+	fmt.Fprintf(out, "sandbox ready: supervisor %s, KubeVirt clusters %s, config namespace %s; kubeconfig %s\n",
+		env.Supervisor.Config.Host, strings.Join(clusters, ", "), env.ConfigNamespace, files.supervisor())
+
+	<-gctx.Done()
+	logger.Info("stopping")
+	return nil
+}
