@@ -1,0 +1,105 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vitistack/common/pkg/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+)
+
+func TestMetricsCountCallsErrorsAndLatency(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	mock := NewMockClientManager()
+	mock.AddMockedClient("a", fake.NewClientBuilder().WithScheme(testScheme(t)).Build())
+	mock.AddMockedConfig(v1alpha1.KubevirtConfig{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
+	m, err := NewMetricsClientManager(mock, reg)
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	_, err = m.GetClientForConfig(ctx, "a")
+	require.NoError(t, err)
+	_, err = m.GetClientForConfig(ctx, "a")
+	require.NoError(t, err)
+	_, err = m.GetClientForConfig(ctx, "missing")
+	require.ErrorIs(t, err, ErrConfigNotFound)
+	_, name, err := m.GetOrCreateClientFromMachine(ctx, &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m"}})
+	require.NoError(t, err)
+	require.Equal(t, "a", name)
+	_, err = m.ListKubevirtConfigs(ctx)
+	require.NoError(t, err)
+	m.InvalidateClient("a")
+	mock.ValidateConnectionError = &CircuitOpenError{Config: "a", Failures: 5}
+	require.Error(t, m.ValidateConnection(ctx, "a"))
+	mock.ValidateConnectionError = nil
+	mock.HealthCheckFunc = func(context.Context) map[string]error {
+		return map[string]error{"a": unreachable("a"), "b": &Error{Kind: ErrUnauthorized, Config: "b"}}
+	}
+	assert.Len(t, m.HealthCheck(ctx), 2)
+
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.calls.WithLabelValues("GetClientForConfig", "a")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.calls.WithLabelValues("GetClientForConfig", "missing")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.errs.WithLabelValues("GetClientForConfig", "missing", "config_not_found")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.calls.WithLabelValues("GetOrCreateClientFromMachine", "a")), "labelled with the chosen config")
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.calls.WithLabelValues("ListKubevirtConfigs", "")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.calls.WithLabelValues("InvalidateClient", "a")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.errs.WithLabelValues("ValidateConnection", "a", "circuit_open")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.calls.WithLabelValues("HealthCheck", "")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.errs.WithLabelValues("HealthCheck", "a", "unreachable")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.errs.WithLabelValues("HealthCheck", "b", "unauthorized")))
+
+	// One latency series per method and config that was called.
+	assert.Equal(t, 7, testutil.CollectAndCount(m.duration))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP machineflow_clientmanager_errors_total ClientManager errors by method, KubevirtConfig and reason.
+# TYPE machineflow_clientmanager_errors_total counter
+machineflow_clientmanager_errors_total{config="a",method="HealthCheck",reason="unreachable"} 1
+machineflow_clientmanager_errors_total{config="a",method="ValidateConnection",reason="circuit_open"} 1
+machineflow_clientmanager_errors_total{config="b",method="HealthCheck",reason="unauthorized"} 1
+machineflow_clientmanager_errors_total{config="missing",method="GetClientForConfig",reason="config_not_found"} 1
+`), "machineflow_clientmanager_errors_total"))
+	count, err := testutil.GatherAndCount(reg, "machineflow_clientmanager_call_duration_seconds")
+	require.NoError(t, err)
+	assert.Equal(t, 7, count)
+}
+
+func TestMetricsDecoratorsShareARegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, err := NewMetricsClientManager(NewMockClientManager(), reg)
+	require.NoError(t, err)
+	b, err := NewMetricsClientManager(NewMockClientManager(), reg)
+	require.NoError(t, err)
+	a.InvalidateAll()
+	b.InvalidateAll()
+	assert.Equal(t, 2.0, testutil.ToFloat64(a.calls.WithLabelValues("InvalidateAll", "")))
+}
+
+func TestMetricsRegistrationConflictIsAnError(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "machineflow_clientmanager_calls_total", Help: "clash"}))
+	_, err := NewMetricsClientManager(NewMockClientManager(), reg)
+	require.ErrorContains(t, err, "registering ClientManager metrics")
+}
+
+func TestErrorReason(t *testing.T) {
+	for err, want := range map[error]string{
+		&CircuitOpenError{Config: "a"}:      "circuit_open",
+		unreachable("a"):                    "unreachable",
+		&Error{Kind: ErrConfigNotFound}:     "config_not_found",
+		&Error{Kind: ErrInvalidKubeconfig}:  "invalid_kubeconfig",
+		&Error{Kind: ErrUnauthorized}:       "unauthorized",
+		&Error{Kind: ErrKubeVirtAPIMissing}: "kubevirt_api_missing",
+		&Error{Kind: ErrAmbiguousPlacement}: "ambiguous_placement",
+		context.DeadlineExceeded:            "deadline_exceeded",
+		errors.New("boom"):                  "other",
+	} {
+		assert.Equal(t, want, ErrorReason(err), err.Error())
+	}
+}
