@@ -1,0 +1,137 @@
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/vitistack/common/pkg/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/machineflow/machineflow/workflows"
+)
+
+// Conditions the reconciler owns on a Machine. The workflows own the
+// phase and their Provisioning condition; these say what the controller
+// knows from Temporal and from the Machine's generation.
+const (
+	// ConditionLifecycleWorkflow is the latest lifecycle workflow of the
+	// Machine: Unknown while it runs, True once it completed, False when
+	// it failed (the message says why and when it is retried).
+	ConditionLifecycleWorkflow = "LifecycleWorkflow"
+	// ConditionSpecApplied says whether the VM was built from the current
+	// generation of the Machine's spec.
+	ConditionSpecApplied = "SpecApplied"
+)
+
+// Reasons of ConditionLifecycleWorkflow.
+const (
+	ReasonProvisionRunning   = "ProvisionRunning"
+	ReasonProvisionCompleted = "ProvisionCompleted"
+	ReasonProvisionFailed    = "ProvisionFailed"
+	ReasonDeprovisionRunning = "DeprovisionRunning"
+	ReasonDeprovisionFailed  = "DeprovisionFailed"
+)
+
+// Reasons of ConditionSpecApplied.
+const (
+	ReasonSpecApplied = "Applied"
+	// ReasonUpdateNotSupported: the spec changed after the VM was built
+	// and machineflow does not update VMs.
+	ReasonUpdateNotSupported = "UpdateNotSupported"
+)
+
+// Event reasons, one per workflow transition.
+const (
+	EventProvisionStarted     = "ProvisionStarted"
+	EventProvisionCompleted   = "ProvisionCompleted"
+	EventProvisionFailed      = "ProvisionFailed"
+	EventDeprovisionStarted   = "DeprovisionStarted"
+	EventDeprovisionCompleted = "DeprovisionCompleted"
+	EventDeprovisionFailed    = "DeprovisionFailed"
+	EventUpdateNotSupported   = ReasonUpdateNotSupported
+)
+
+// condition is a Machine condition without its transition time.
+type condition struct {
+	Type, Status, Reason, Message string
+}
+
+// workflowCondition describes a run as ConditionLifecycleWorkflow. The
+// message names the run, so a new run is a new condition (and one event).
+func workflowCondition(kind workflowKind, r Run) condition {
+	name, running, completed, failed := workflows.ProvisionMachineName, ReasonProvisionRunning, ReasonProvisionCompleted, ReasonProvisionFailed
+	if kind == deprovisionKind {
+		name, running, failed = workflows.DeprovisionMachineName, ReasonDeprovisionRunning, ReasonDeprovisionFailed
+	}
+	subject := fmt.Sprintf("%s %s run %s (attempt %d)", name, r.WorkflowID, r.RunID, max(r.Attempt, 1))
+	switch r.State {
+	case StateCompleted:
+		return condition{ConditionLifecycleWorkflow, string(metav1.ConditionTrue), completed, subject + " completed"}
+	case StateFailed:
+		msg := subject + " failed"
+		if r.Failure != nil {
+			msg += ": " + r.Failure.Reason + ": " + r.Failure.Message
+		}
+		if !r.RetryAt.IsZero() {
+			msg += "; next attempt at " + r.RetryAt.UTC().Format(time.RFC3339)
+		}
+		return condition{ConditionLifecycleWorkflow, string(metav1.ConditionFalse), failed, msg}
+	default:
+		return condition{ConditionLifecycleWorkflow, string(metav1.ConditionUnknown), running, subject + " is running"}
+	}
+}
+
+// specAppliedCondition compares the generation a completed provision was
+// started for with the Machine's.
+func specAppliedCondition(m *v1alpha1.Machine, r Run) condition {
+	if r.Generation == m.Generation {
+		return condition{ConditionSpecApplied, string(metav1.ConditionTrue), ReasonSpecApplied,
+			fmt.Sprintf("generation %d is applied", r.Generation)}
+	}
+	return condition{ConditionSpecApplied, string(metav1.ConditionFalse), ReasonUpdateNotSupported,
+		fmt.Sprintf("generation %d observed, generation %d applied: machineflow does not update a provisioned VM; "+
+			"the change takes effect when the Machine is re-created", m.Generation, r.Generation)}
+}
+
+// setCondition puts c into conds, unique by type, and reports whether
+// anything changed. The transition time moves only with the status.
+func setCondition(conds *[]v1alpha1.MachineCondition, c condition, now time.Time) bool {
+	next := v1alpha1.MachineCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message,
+		LastTransitionTime: metav1.NewTime(now)}
+	for i, cur := range *conds {
+		if cur.Type != c.Type {
+			continue
+		}
+		if cur.Status == c.Status && cur.Reason == c.Reason && cur.Message == c.Message {
+			return false
+		}
+		if cur.Status == c.Status {
+			next.LastTransitionTime = cur.LastTransitionTime
+		}
+		(*conds)[i] = next
+		return true
+	}
+	*conds = append(*conds, next)
+	return true
+}
+
+// event is the Kubernetes Event a condition change announces; ok is false
+// for changes that are not worth one.
+func (c condition) event() (eventType, reason string, ok bool) {
+	switch c.Reason {
+	case ReasonProvisionRunning:
+		return corev1.EventTypeNormal, EventProvisionStarted, true
+	case ReasonProvisionCompleted:
+		return corev1.EventTypeNormal, EventProvisionCompleted, true
+	case ReasonProvisionFailed:
+		return corev1.EventTypeWarning, EventProvisionFailed, true
+	case ReasonDeprovisionRunning:
+		return corev1.EventTypeNormal, EventDeprovisionStarted, true
+	case ReasonDeprovisionFailed:
+		return corev1.EventTypeWarning, EventDeprovisionFailed, true
+	case ReasonUpdateNotSupported:
+		return corev1.EventTypeWarning, EventUpdateNotSupported, true
+	}
+	return "", "", false
+}

@@ -1,0 +1,44 @@
+// Package controller connects Kubernetes controllers to machineflow's
+// lifecycle workflows: Trigger is the small interface any
+// controller-runtime reconciler can hold (TemporalTrigger for real,
+// MockTrigger in unit tests), and MachineReconciler is the Machine
+// controller that cmd/controller runs.
+//
+// Why it is shaped this way:
+//
+//   - The workflow IDs are the lock. A Trigger describes the workflow
+//     before starting it and starts through workflows.Starter
+//     (USE_EXISTING while a run is open), so any number of calls, replicas
+//     or restarts make one run per Machine at a time.
+//   - What a Trigger needs to decide about the next run lives in the memo
+//     of the last one (Machine UID, generation, attempt, force), not in the
+//     controller: the decision survives restarts and needs no Kubernetes
+//     write. The UID tells a Machine re-created under the same name from
+//     the one the last run was for.
+//   - "Ensure provisioned" means: a run exists for this Machine and did not
+//     fail. A completed run stands whatever the generation (VMs are not
+//     updated; the SpecApplied condition and an Event say so). A failed run
+//     stays failed, with no restart in a loop, until the Machine's
+//     generation changes (the spec was fixed) or the retry backoff after
+//     its close time has elapsed (TemporalTriggerOptions.RetryBackoff,
+//     doubling per attempt, capped). The same holds for a failed
+//     deprovision, which force restarts at once.
+//   - The reconciler does not poll. Workflows write the Machine's status
+//     themselves; a reconcile runs when the Machine's generation,
+//     deletion, finalizers or ForceDeprovisionAnnotation change
+//     (MachinePredicate lets no status-only update through), and on its own
+//     requeues: while a run is open, after as long as the run has been
+//     running (a doubling interval kept without state, within RequeueMin
+//     and RequeueMax), and for a failed run at its retry time. A Machine
+//     whose provision completed is never requeued.
+//   - Events follow condition changes. The reconciler writes its
+//     LifecycleWorkflow condition (which names the run) and SpecApplied with
+//     one status patch guarded by the resourceVersion, and emits an Event
+//     per condition that changed: an Event means a transition, also across
+//     controller restarts.
+//   - The finalizer goes on first, in a reconcile of its own, before any
+//     workflow can create anything; it comes off only after a
+//     DeprovisionMachine run for this Machine completed. A Machine whose
+//     provider changed after it got the finalizer is still deprovisioned
+//     when deleted.
+package controller

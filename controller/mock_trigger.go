@@ -1,0 +1,200 @@
+package controller
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vitistack/common/pkg/v1alpha1"
+
+	"github.com/machineflow/machineflow/workflows"
+)
+
+// MockTrigger is a Trigger for reconciler unit tests: results are set per
+// Machine, errors are injected through the *Error fields, behaviour is
+// replaced through the *Func hooks, and every call is recorded.
+//
+// Without a result set, a Machine behaves like a workflow that was started
+// by the first Ensure call and is still running: the first call reports
+// Started, later ones the same open run.
+//
+// Methods are safe for concurrent use. Set the exported fields before the
+// code under test runs and read the call records after it has finished
+// (or through Snapshot while it runs).
+//
+// Precedence in every method: the hook, then the injected error, then the
+// result set for the Machine, then the default.
+type MockTrigger struct {
+	mu          sync.Mutex
+	provision   map[string]Run
+	deprovision map[string]Run
+	progress    map[string]Progress
+
+	// Injected errors.
+	EnsureProvisionedError   error
+	EnsureDeprovisionedError error
+	ProgressError            error
+
+	// Hooks; a non-nil hook replaces the method's behaviour.
+	EnsureProvisionedFunc   func(ctx context.Context, machine *v1alpha1.Machine) (Run, error)
+	EnsureDeprovisionedFunc func(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error)
+	ProgressFunc            func(ctx context.Context, namespace, name string) (Progress, error)
+
+	// Clock stamps the StartTime of default runs; nil means time.Now.
+	Clock func() time.Time
+
+	// Call records.
+	EnsureProvisionedCalls   []MachineCall
+	EnsureDeprovisionedCalls []MachineCall
+	ProgressCalls            []string
+}
+
+// MachineCall records one Ensure call: the Machine as "<namespace>/<name>",
+// its generation and the force flag.
+type MachineCall struct {
+	Machine    string
+	Generation int64
+	Force      bool
+}
+
+var _ Trigger = (*MockTrigger)(nil)
+
+// NewMockTrigger returns a mock without results.
+func NewMockTrigger() *MockTrigger {
+	return &MockTrigger{provision: map[string]Run{}, deprovision: map[string]Run{}, progress: map[string]Progress{}}
+}
+
+// SetProvision sets what EnsureProvisioned reports for a Machine from now
+// on; WorkflowID defaults to the Machine's provision ID.
+func (m *MockTrigger) SetProvision(namespace, name string, run Run) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if run.WorkflowID == "" {
+		run.WorkflowID = workflows.ProvisionWorkflowID(namespace, name)
+	}
+	m.provision[namespace+"/"+name] = run
+}
+
+// SetDeprovision sets what EnsureDeprovisioned reports for a Machine from
+// now on; WorkflowID defaults to the Machine's deprovision ID.
+func (m *MockTrigger) SetDeprovision(namespace, name string, run Run) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if run.WorkflowID == "" {
+		run.WorkflowID = workflows.DeprovisionWorkflowID(namespace, name)
+	}
+	m.deprovision[namespace+"/"+name] = run
+}
+
+// SetProgress sets what Progress reports for a Machine.
+func (m *MockTrigger) SetProgress(namespace, name string, p Progress) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.progress[namespace+"/"+name] = p
+}
+
+// EnsureProvisioned implements Trigger.
+func (m *MockTrigger) EnsureProvisioned(ctx context.Context, machine *v1alpha1.Machine) (Run, error) {
+	m.mu.Lock()
+	m.EnsureProvisionedCalls = append(m.EnsureProvisionedCalls, callOf(machine, false))
+	hook, err := m.EnsureProvisionedFunc, m.EnsureProvisionedError
+	m.mu.Unlock()
+	// Hooks run unlocked so that they may call the mock.
+	if hook != nil {
+		return hook(ctx, machine)
+	}
+	if err != nil {
+		return Run{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ensure(m.provision, workflows.ProvisionWorkflowID(machine.Namespace, machine.Name), machine, false), nil
+}
+
+// EnsureDeprovisioned implements Trigger.
+func (m *MockTrigger) EnsureDeprovisioned(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error) {
+	m.mu.Lock()
+	m.EnsureDeprovisionedCalls = append(m.EnsureDeprovisionedCalls, callOf(machine, force))
+	hook, err := m.EnsureDeprovisionedFunc, m.EnsureDeprovisionedError
+	m.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, machine, force)
+	}
+	if err != nil {
+		return Run{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ensure(m.deprovision, workflows.DeprovisionWorkflowID(machine.Namespace, machine.Name), machine, force), nil
+}
+
+// ensure returns the result set for the Machine, or starts the default
+// open run on the first call.
+func (m *MockTrigger) ensure(results map[string]Run, id string, machine *v1alpha1.Machine, force bool) Run {
+	key := machine.Namespace + "/" + machine.Name
+	if run, ok := results[key]; ok {
+		started := run.Started
+		// A started run is reported as started once, like the real one.
+		run.Started = false
+		results[key] = run
+		run.Started = started
+		return run
+	}
+	now := time.Now
+	if m.Clock != nil {
+		now = m.Clock
+	}
+	run := Run{WorkflowID: id, RunID: "mock-" + id, State: StateRunning, Generation: machine.Generation, Attempt: 1, Force: force, StartTime: now()}
+	results[key] = run
+	run.Started = true
+	return run
+}
+
+// Progress implements Trigger.
+func (m *MockTrigger) Progress(ctx context.Context, namespace, name string) (Progress, error) {
+	key := namespace + "/" + name
+	m.mu.Lock()
+	m.ProgressCalls = append(m.ProgressCalls, key)
+	hook, err := m.ProgressFunc, m.ProgressError
+	p := m.progress[key]
+	m.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, namespace, name)
+	}
+	if err != nil {
+		return Progress{}, err
+	}
+	return p, nil
+}
+
+// MockTriggerCalls is a copy of a MockTrigger's call records.
+type MockTriggerCalls struct {
+	EnsureProvisioned   []MachineCall
+	EnsureDeprovisioned []MachineCall
+	Progress            []string
+}
+
+// Snapshot copies the call records under the lock.
+func (m *MockTrigger) Snapshot() MockTriggerCalls {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return MockTriggerCalls{
+		EnsureProvisioned:   slices.Clone(m.EnsureProvisionedCalls),
+		EnsureDeprovisioned: slices.Clone(m.EnsureDeprovisionedCalls),
+		Progress:            slices.Clone(m.ProgressCalls),
+	}
+}
+
+// ResetCallTracking clears every call record.
+func (m *MockTrigger) ResetCallTracking() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.EnsureProvisionedCalls = nil
+	m.EnsureDeprovisionedCalls = nil
+	m.ProgressCalls = nil
+}
+
+func callOf(machine *v1alpha1.Machine, force bool) MachineCall {
+	return MachineCall{Machine: machine.Namespace + "/" + machine.Name, Generation: machine.Generation, Force: force}
+}

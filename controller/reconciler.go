@@ -1,0 +1,260 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vitistack/common/pkg/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/workflows"
+)
+
+// ForceDeprovisionAnnotation set to "true" on a Machine makes its
+// deprovision give up on remote cleanup that fails (a KubeVirt cluster
+// that is gone for good), so the finalizer is released.
+const ForceDeprovisionAnnotation = "machineflow.io/force-deprovision"
+
+// Defaults of MachineReconciler.
+const (
+	DefaultRequeueMin       = 2 * time.Second
+	DefaultRequeueMax       = 2 * time.Minute
+	DefaultReconcileTimeout = 30 * time.Second
+	// ControllerName names the controller, its metrics and its Events.
+	ControllerName = "machineflow-machine"
+	// maxEventNote is below the 1 kB events.k8s.io limit on notes.
+	maxEventNote = 1000
+)
+
+// MachineReconciler drives Machines through their lifecycle workflows: it
+// adds the finalizer, ensures ProvisionMachine, and on deletion ensures
+// DeprovisionMachine and releases the finalizer once that completed. See
+// doc.go for what triggers a reconcile and when it requeues.
+type MachineReconciler struct {
+	// Client reads Machines (a cached client is enough: every write is a
+	// patch guarded by the resourceVersion it read).
+	Client  client.Client
+	Trigger Trigger
+	// Recorder receives the Events on Machines.
+	Recorder events.EventRecorder
+	// RequeueMin and RequeueMax bound the wait before looking again at an
+	// open workflow; zero means DefaultRequeueMin and DefaultRequeueMax.
+	RequeueMin, RequeueMax time.Duration
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+}
+
+// SetupWithManager registers the reconciler for Machines with mgr. Unset
+// Client and Recorder come from the manager; opts.ReconciliationTimeout
+// defaults to DefaultReconcileTimeout so that a Temporal call that hangs
+// cannot hold a worker.
+func (r *MachineReconciler) SetupWithManager(mgr ctrl.Manager, opts crcontroller.Options) error {
+	if r.Trigger == nil {
+		return fmt.Errorf("machine reconciler: Trigger is nil")
+	}
+	if r.Client == nil {
+		r.Client = mgr.GetClient()
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder(ControllerName)
+	}
+	if opts.ReconciliationTimeout == 0 {
+		opts.ReconciliationTimeout = DefaultReconcileTimeout
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&v1alpha1.Machine{}, builder.WithPredicates(MachinePredicate())).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// MachinePredicate passes the Machine events a reconcile acts on: Machines
+// of ours (provider "" or kubevirt, or carrying our finalizer) when they
+// appear, and changes to their generation, deletion, finalizers, provider
+// or ForceDeprovisionAnnotation. Status-only updates, which the workflows
+// write, do not pass.
+func MachinePredicate() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return ours(e.Object) },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(e event.GenericEvent) bool { return ours(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			if !ours(e.ObjectNew) && !ours(e.ObjectOld) {
+				return false
+			}
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.GetGeneration() != n.GetGeneration() ||
+				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
+				!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
+				o.GetAnnotations()[ForceDeprovisionAnnotation] != n.GetAnnotations()[ForceDeprovisionAnnotation]
+		},
+	}
+}
+
+// ours: a Machine this controller handles or has handled.
+func ours(obj client.Object) bool {
+	m, ok := obj.(*v1alpha1.Machine)
+	return ok && (names.HandlesProvider(string(m.Spec.Provider)) || controllerutil.ContainsFinalizer(m, names.Finalizer))
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *MachineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	m := &v1alpha1.Machine{}
+	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	hasFinalizer := controllerutil.ContainsFinalizer(m, names.Finalizer)
+	switch {
+	case !m.DeletionTimestamp.IsZero():
+		if !hasFinalizer {
+			return ctrl.Result{}, nil
+		}
+		return r.reconcileDelete(ctx, m)
+	case !names.HandlesProvider(string(m.Spec.Provider)):
+		// Not ours, or no longer: a Machine whose provider changed after
+		// we took it keeps the finalizer, so its deletion still cleans up.
+		return ctrl.Result{}, nil
+	case !hasFinalizer:
+		// The finalizer goes on first and alone, so no workflow can create
+		// anything for a Machine that could vanish without a deprovision.
+		return ctrl.Result{}, r.patchFinalizer(ctx, m, true)
+	}
+	return r.reconcileProvision(ctx, m)
+}
+
+func (r *MachineReconciler) reconcileProvision(ctx context.Context, m *v1alpha1.Machine) (ctrl.Result, error) {
+	run, err := r.Trigger.EnsureProvisioned(ctx, m)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("ensure Machine %s/%s is provisioned: %w", m.Namespace, m.Name, err)
+	}
+	conds := []condition{workflowCondition(provisionKind, run)}
+	if run.State == StateCompleted && run.Generation != 0 {
+		conds = append(conds, specAppliedCondition(m, run))
+	}
+	if err := r.setConditions(ctx, m, workflows.ProvisionMachineName, conds...); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.requeue(run), nil
+}
+
+func (r *MachineReconciler) reconcileDelete(ctx context.Context, m *v1alpha1.Machine) (ctrl.Result, error) {
+	force := m.Annotations[ForceDeprovisionAnnotation] == "true"
+	run, err := r.Trigger.EnsureDeprovisioned(ctx, m, force)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("ensure Machine %s/%s is deprovisioned: %w", m.Namespace, m.Name, err)
+	}
+	if run.State != StateCompleted {
+		if err := r.setConditions(ctx, m, workflows.DeprovisionMachineName, workflowCondition(deprovisionKind, run)); err != nil {
+			return ctrl.Result{}, err
+		}
+		return r.requeue(run), nil
+	}
+	if err := r.patchFinalizer(ctx, m, false); err != nil {
+		return ctrl.Result{}, err
+	}
+	ctrl.LoggerFrom(ctx).Info("Released the finalizer after deprovisioning", "workflowId", run.WorkflowID, "runId", run.RunID)
+	r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, EventDeprovisionCompleted, workflows.DeprovisionMachineName,
+		"%s %s run %s completed; finalizer %s removed", workflows.DeprovisionMachineName, run.WorkflowID, run.RunID, names.Finalizer)
+	return ctrl.Result{}, nil
+}
+
+// requeue says when to look at a run again. A completed run needs no
+// look: only a change to the Machine can ask for more. An open run is
+// looked at after as long as it has been running (so the interval doubles
+// without any state kept here), within [RequeueMin, RequeueMax]. A failed
+// run is looked at when the Trigger will retry it.
+func (r *MachineReconciler) requeue(run Run) ctrl.Result {
+	lo, hi := r.requeueBounds()
+	now := r.now()
+	switch run.State {
+	case StateRunning:
+		return ctrl.Result{RequeueAfter: clamp(now.Sub(run.StartTime), lo, hi)}
+	case StateFailed:
+		if run.RetryAt.IsZero() {
+			return ctrl.Result{RequeueAfter: hi}
+		}
+		return ctrl.Result{RequeueAfter: max(run.RetryAt.Sub(now), lo)}
+	}
+	return ctrl.Result{}
+}
+
+// setConditions writes the conditions that changed in one status patch,
+// then emits an Event per change. The patch carries the resourceVersion
+// read, so a concurrent status write by a workflow makes it fail and the
+// reconcile retry, rather than one dropping the other's conditions.
+func (r *MachineReconciler) setConditions(ctx context.Context, m *v1alpha1.Machine, action string, conds ...condition) error {
+	base := m.DeepCopy()
+	var changed []condition
+	now := r.now()
+	for _, c := range conds {
+		if setCondition(&m.Status.Conditions, c, now) {
+			changed = append(changed, c)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, m, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("write conditions of Machine %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	log := ctrl.LoggerFrom(ctx)
+	for _, c := range changed {
+		log.Info("Machine condition changed", "type", c.Type, "status", c.Status, "reason", c.Reason, "message", c.Message)
+		eventType, reason, ok := c.event()
+		if !ok {
+			continue
+		}
+		note := c.Message
+		if len(note) > maxEventNote {
+			note = note[:maxEventNote]
+		}
+		r.Recorder.Eventf(m, nil, eventType, reason, action, "%s", note)
+	}
+	return nil
+}
+
+// patchFinalizer adds or removes our finalizer with a patch guarded by the
+// resourceVersion read, so no one else's finalizer is lost.
+func (r *MachineReconciler) patchFinalizer(ctx context.Context, m *v1alpha1.Machine, add bool) error {
+	base := m.DeepCopy()
+	verb := "add"
+	if add {
+		controllerutil.AddFinalizer(m, names.Finalizer)
+	} else {
+		verb = "remove"
+		controllerutil.RemoveFinalizer(m, names.Finalizer)
+	}
+	if err := r.Client.Patch(ctx, m, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("%s finalizer %s on Machine %s/%s: %w", verb, names.Finalizer, m.Namespace, m.Name, err)
+	}
+	return nil
+}
+
+func (r *MachineReconciler) requeueBounds() (time.Duration, time.Duration) {
+	lo, hi := r.RequeueMin, r.RequeueMax
+	if lo <= 0 {
+		lo = DefaultRequeueMin
+	}
+	if hi <= 0 {
+		hi = DefaultRequeueMax
+	}
+	return lo, max(lo, hi)
+}
+
+func (r *MachineReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
+}

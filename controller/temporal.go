@@ -1,0 +1,381 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vitistack/common/pkg/v1alpha1"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/machineflow/machineflow/workflows"
+)
+
+// Defaults of TemporalTriggerOptions.
+const (
+	DefaultRetryInitial = time.Minute
+	DefaultRetryMax     = 30 * time.Minute
+	DefaultQueryTimeout = 5 * time.Second
+)
+
+// Memo keys a TemporalTrigger sets on the runs it starts. They tie a run to
+// one Machine object and generation, so that a Machine re-created under
+// the same name is not mistaken for one that was already provisioned.
+const (
+	MemoMachineUID = "machineUID"
+	MemoGeneration = "generation"
+	MemoAttempt    = "attempt"
+	MemoForce      = "force"
+)
+
+// Failure reasons of runs that did not fail with an application error.
+const (
+	ReasonTimeout    = "Timeout"
+	ReasonCancelled  = "Cancelled"
+	ReasonTerminated = "Terminated"
+	reasonError      = "Error"
+)
+
+// TemporalTriggerOptions tune a TemporalTrigger; the zero value is usable.
+type TemporalTriggerOptions struct {
+	// TaskQueue defaults to workflows.DefaultTaskQueue.
+	TaskQueue string
+	// BootTimeout is passed to ProvisionMachine; zero means its default.
+	BootTimeout time.Duration
+	// RetryBackoff spaces the runs started after a failed one; zero means
+	// DefaultRetryInitial and DefaultRetryMax.
+	RetryBackoff Backoff
+	// QueryTimeout bounds the status query of Progress; zero means
+	// DefaultQueryTimeout.
+	QueryTimeout time.Duration
+	// DataConverter must match the client's to read memos; nil means the
+	// SDK default.
+	DataConverter converter.DataConverter
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+}
+
+// TemporalTrigger is the Trigger on a Temporal client. It starts runs
+// through workflows.Starter (IDs, task queue, timeouts, policies) and keeps
+// what it needs to decide about later runs in the runs' memos, so it holds
+// no state of its own: any number of replicas may share a namespace.
+type TemporalTrigger struct {
+	client client.Client
+	opts   TemporalTriggerOptions
+}
+
+var _ Trigger = (*TemporalTrigger)(nil)
+
+// NewTemporalTrigger checks the options and fills in their defaults.
+func NewTemporalTrigger(c client.Client, opts TemporalTriggerOptions) (*TemporalTrigger, error) {
+	if c == nil {
+		return nil, errors.New("controller.NewTemporalTrigger: Temporal client is nil")
+	}
+	if opts.RetryBackoff == (Backoff{}) {
+		opts.RetryBackoff = Backoff{Initial: DefaultRetryInitial, Max: DefaultRetryMax}
+	}
+	var errs []error
+	errs = append(errs, opts.RetryBackoff.validate("retry backoff"))
+	if opts.BootTimeout < 0 || opts.BootTimeout > workflows.MaxBootTimeout {
+		errs = append(errs, fmt.Errorf("boot timeout %s: want 0 (the default) up to %s", opts.BootTimeout, workflows.MaxBootTimeout))
+	}
+	if opts.QueryTimeout < 0 {
+		errs = append(errs, fmt.Errorf("query timeout %s: must not be negative", opts.QueryTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("controller.NewTemporalTrigger: %w", err)
+	}
+	if opts.QueryTimeout == 0 {
+		opts.QueryTimeout = DefaultQueryTimeout
+	}
+	if opts.DataConverter == nil {
+		opts.DataConverter = converter.GetDefaultDataConverter()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	return &TemporalTrigger{client: c, opts: opts}, nil
+}
+
+// workflowKind is one of the two lifecycle workflows.
+type workflowKind int
+
+const (
+	provisionKind workflowKind = iota
+	deprovisionKind
+)
+
+func (k workflowKind) id(namespace, name string) string {
+	if k == provisionKind {
+		return workflows.ProvisionWorkflowID(namespace, name)
+	}
+	return workflows.DeprovisionWorkflowID(namespace, name)
+}
+
+// EnsureProvisioned implements Trigger.
+func (t *TemporalTrigger) EnsureProvisioned(ctx context.Context, machine *v1alpha1.Machine) (Run, error) {
+	return t.ensure(ctx, provisionKind, machine, false)
+}
+
+// EnsureDeprovisioned implements Trigger.
+func (t *TemporalTrigger) EnsureDeprovisioned(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error) {
+	return t.ensure(ctx, deprovisionKind, machine, force)
+}
+
+func (t *TemporalTrigger) ensure(ctx context.Context, kind workflowKind, m *v1alpha1.Machine, force bool) (Run, error) {
+	id := kind.id(m.Namespace, m.Name)
+	latest, err := t.describe(ctx, id)
+	if err != nil {
+		return Run{}, err
+	}
+	switch {
+	case latest == nil:
+		return t.start(ctx, kind, m, force, 1)
+	case latest.State == StateRunning:
+		// Only one run per ID can be open, whichever Machine it is for:
+		// starting would return this one anyway.
+		if kind == deprovisionKind && force && !latest.Force {
+			return t.forceOpenRun(ctx, latest.Run)
+		}
+		return latest.Run, nil
+	case !latest.belongsTo(m):
+		return t.start(ctx, kind, m, force, 1)
+	case latest.State == StateCompleted:
+		return latest.Run, nil
+	}
+
+	run := latest.Run
+	if run.Failure, err = t.failure(ctx, run); err != nil {
+		return Run{}, err
+	}
+	switch {
+	case kind == provisionKind && run.Generation != 0 && run.Generation != m.Generation:
+		return t.start(ctx, kind, m, force, 1)
+	case kind == deprovisionKind && force && !run.Force:
+		return t.start(ctx, kind, m, force, 1)
+	}
+	run.RetryAt = run.CloseTime.Add(t.opts.RetryBackoff.Delay(run.Attempt))
+	if t.opts.Clock().Before(run.RetryAt) {
+		return run, nil
+	}
+	return t.start(ctx, kind, m, force, max(run.Attempt, 1)+1)
+}
+
+// describedRun is a Run with what its memo says about its Machine.
+type describedRun struct {
+	Run
+	machineUID string
+}
+
+// belongsTo says whether the run was for this Machine object rather than
+// an earlier one of the same name. Runs without a memo (started from the
+// CLI) count when they started after the Machine was created.
+func (r describedRun) belongsTo(m *v1alpha1.Machine) bool {
+	if r.machineUID != "" {
+		return r.machineUID == string(m.UID)
+	}
+	return !r.StartTime.Before(m.CreationTimestamp.Time)
+}
+
+// describe returns the latest run of a workflow ID, nil when there is none.
+func (t *TemporalTrigger) describe(ctx context.Context, id string) (*describedRun, error) {
+	desc, err := t.client.DescribeWorkflow(ctx, id, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe workflow %s: %w", id, err)
+	}
+	r := &describedRun{Run: Run{
+		WorkflowID: id,
+		RunID:      desc.WorkflowExecution.RunID,
+		State:      stateOf(desc.Status),
+		StartTime:  desc.WorkflowStartTime,
+	}}
+	if desc.WorkflowCloseTime != nil {
+		r.CloseTime = *desc.WorkflowCloseTime
+	}
+	if err := t.readMemo(desc.Memo, r); err != nil {
+		return nil, fmt.Errorf("workflow %s run %s: %w", id, r.RunID, err)
+	}
+	return r, nil
+}
+
+func stateOf(s enumspb.WorkflowExecutionStatus) State {
+	switch s {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_PAUSED:
+		return StateRunning
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return StateCompleted
+	default:
+		return StateFailed
+	}
+}
+
+// readMemo fills the run from its memo; missing keys stay zero.
+func (t *TemporalTrigger) readMemo(memo *commonpb.Memo, r *describedRun) error {
+	fields := memo.GetFields()
+	for key, dst := range map[string]any{
+		MemoMachineUID: &r.machineUID,
+		MemoGeneration: &r.Generation,
+		MemoAttempt:    &r.Attempt,
+		MemoForce:      &r.Force,
+	} {
+		if p, ok := fields[key]; ok {
+			if err := t.opts.DataConverter.FromPayload(p, dst); err != nil {
+				return fmt.Errorf("memo %s: %w", key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// failure reads why a closed run did not complete.
+func (t *TemporalTrigger) failure(ctx context.Context, r Run) (*Failure, error) {
+	err := t.client.GetWorkflow(ctx, r.WorkflowID, r.RunID).Get(ctx, nil)
+	if err == nil {
+		return nil, fmt.Errorf("workflow %s run %s: described as closed without success, but its result is a success", r.WorkflowID, r.RunID)
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("read the failure of workflow %s run %s: %w", r.WorkflowID, r.RunID, err)
+	}
+	var (
+		appErr     *temporal.ApplicationError
+		timeoutErr *temporal.TimeoutError
+		cancelErr  *temporal.CanceledError
+		termErr    *temporal.TerminatedError
+	)
+	switch {
+	case errors.As(err, &appErr):
+		return &Failure{Reason: appErr.Type(), Message: appErr.Message()}, nil
+	case errors.As(err, &timeoutErr):
+		return &Failure{Reason: ReasonTimeout, Message: "the workflow timed out (" + timeoutErr.TimeoutType().String() + ")"}, nil
+	case errors.As(err, &cancelErr):
+		return &Failure{Reason: ReasonCancelled, Message: "the workflow was cancelled"}, nil
+	case errors.As(err, &termErr):
+		return &Failure{Reason: ReasonTerminated, Message: "the workflow was terminated"}, nil
+	}
+	var execErr *temporal.WorkflowExecutionError
+	if errors.As(err, &execErr) {
+		return &Failure{Reason: reasonError, Message: execErr.Unwrap().Error()}, nil
+	}
+	return nil, fmt.Errorf("read the failure of workflow %s run %s: %w", r.WorkflowID, r.RunID, err)
+}
+
+// start starts a run for the Machine's current generation.
+func (t *TemporalTrigger) start(ctx context.Context, kind workflowKind, m *v1alpha1.Machine, force bool, attempt int) (Run, error) {
+	memo := map[string]any{MemoMachineUID: string(m.UID), MemoGeneration: m.Generation, MemoAttempt: attempt}
+	if kind == deprovisionKind {
+		memo[MemoForce] = force
+	}
+	starter := workflows.Starter{Client: memoClient{Client: t.client, memo: memo}, TaskQueue: t.opts.TaskQueue}
+	var (
+		run client.WorkflowRun
+		err error
+	)
+	if kind == provisionKind {
+		in := workflows.ProvisionInput{Namespace: m.Namespace, Name: m.Name}
+		if t.opts.BootTimeout > 0 {
+			in.BootTimeout = t.opts.BootTimeout.String()
+		}
+		run, err = starter.StartProvision(ctx, in)
+	} else {
+		run, err = starter.StartDeprovision(ctx, workflows.DeprovisionInput{Namespace: m.Namespace, Name: m.Name, Force: force})
+	}
+	if err != nil {
+		return Run{}, err
+	}
+	return Run{
+		WorkflowID: run.GetID(),
+		RunID:      run.GetRunID(),
+		State:      StateRunning,
+		Started:    true,
+		Generation: m.Generation,
+		Attempt:    attempt,
+		Force:      force && kind == deprovisionKind,
+		StartTime:  t.opts.Clock(),
+	}, nil
+}
+
+// forceOpenRun sends the force update to an open deprovision. The update
+// ID makes repeated calls one update per run for the server.
+func (t *TemporalTrigger) forceOpenRun(ctx context.Context, r Run) (Run, error) {
+	handle, err := t.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     workflows.ForceUpdate,
+		WorkflowID:   r.WorkflowID,
+		RunID:        r.RunID,
+		UpdateName:   workflows.ForceUpdate,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = handle.Get(ctx, nil)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("send the %s update to workflow %s run %s: %w", workflows.ForceUpdate, r.WorkflowID, r.RunID, err)
+	}
+	r.Force = true
+	return r, nil
+}
+
+// Progress implements Trigger.
+func (t *TemporalTrigger) Progress(ctx context.Context, namespace, name string) (Progress, error) {
+	var p Progress
+	for _, k := range []workflowKind{provisionKind, deprovisionKind} {
+		latest, err := t.describe(ctx, k.id(namespace, name))
+		if err != nil {
+			return Progress{}, err
+		}
+		if latest == nil {
+			continue
+		}
+		run := latest.Run
+		if run.State == StateFailed {
+			if run.Failure, err = t.failure(ctx, run); err != nil {
+				return Progress{}, err
+			}
+		}
+		if k == provisionKind {
+			p.Provision = &run
+		} else {
+			p.Deprovision = &run
+		}
+	}
+	open := p.Deprovision
+	if open == nil || open.State != StateRunning {
+		open = p.Provision
+	}
+	if open == nil || open.State != StateRunning {
+		return p, nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, t.opts.QueryTimeout)
+	defer cancel()
+	v, err := t.client.QueryWorkflow(qctx, open.WorkflowID, open.RunID, workflows.StatusQuery)
+	if err != nil {
+		return p, fmt.Errorf("query %s of workflow %s run %s: %w", workflows.StatusQuery, open.WorkflowID, open.RunID, err)
+	}
+	var step workflows.Progress
+	if err := v.Get(&step); err != nil {
+		return p, fmt.Errorf("decode %s of workflow %s run %s: %w", workflows.StatusQuery, open.WorkflowID, open.RunID, err)
+	}
+	p.Step = &step
+	return p, nil
+}
+
+// memoClient adds a memo to the runs workflows.Starter starts, which keeps
+// the Starter the one place that knows IDs, timeouts and policies.
+type memoClient struct {
+	client.Client
+	memo map[string]any
+}
+
+func (c memoClient) ExecuteWorkflow(ctx context.Context, opts client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error) {
+	opts.Memo = c.memo
+	return c.Client.ExecuteWorkflow(ctx, opts, workflow, args...)
+}
