@@ -140,4 +140,6 @@ func (f *fakeActivities) RecordClusterHealth(_ context.Context, h activities.Clu
 	return nil
 }
 
-func (f *fakeActivities) InvalidateClusterClient(context.Context, activities.ClusterRef) error { return nil }
+func (f *fakeActivities) InvalidateClusterClient(context.Context, activities.ClusterRef) error {
+	return nil
+}
