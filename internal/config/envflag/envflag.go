@@ -6,7 +6,7 @@
 // command line is parsed, so each setting has one parser and one place
 // that names it in errors, and the flag set may be handed to any parser
 // afterwards (the standard library's, or pflag's AddGoFlagSet for cobra).
-// Secret settings are never quoted in errors or shown as defaults.
+// Secret settings are never shown as defaults.
 package envflag
 
 import (
@@ -25,16 +25,12 @@ type Binder struct {
 
 type binding struct {
 	flag, env string
-	secret    bool
 }
 
 // New returns a Binder that registers flags on fs.
 func New(fs *flag.FlagSet) *Binder {
 	return &Binder{fs: fs}
 }
-
-// FlagSet is the flag set the Binder registers on.
-func (b *Binder) FlagSet() *flag.FlagSet { return b.fs }
 
 // String binds a string setting.
 func (b *Binder) String(p *string, name, env, def, usage string) {
@@ -43,10 +39,10 @@ func (b *Binder) String(p *string, name, env, def, usage string) {
 }
 
 // Secret binds a string setting whose value must never be printed: it has
-// no default to show and errors about it do not quote it.
+// no default, so usage has nothing to show, and setting a string cannot
+// fail, so no error quotes it.
 func (b *Binder) Secret(p *string, name, env, usage string) {
-	b.fs.StringVar(p, name, "", b.usage(usage, env))
-	b.bindings = append(b.bindings, binding{flag: name, env: env, secret: true})
+	b.String(p, name, env, "", usage)
 }
 
 // Duration binds a duration setting (Go syntax: 30s, 2m).
@@ -56,21 +52,14 @@ func (b *Binder) Duration(p *time.Duration, name, env string, def time.Duration,
 	b.bindings = append(b.bindings, binding{flag: name, env: env})
 }
 
-func (b *Binder) usage(usage, env string) string {
-	if env == "" {
-		return usage
-	}
-	return usage + " [$" + env + "]"
+// Int binds an integer setting.
+func (b *Binder) Int(p *int, name, env string, def int, usage string) {
+	b.fs.IntVar(p, name, def, b.usage(usage, env))
+	b.bindings = append(b.bindings, binding{flag: name, env: env})
 }
 
-// Env returns the environment variable bound to the flag name, or "".
-func (b *Binder) Env(name string) string {
-	for _, x := range b.bindings {
-		if x.flag == name {
-			return x.env
-		}
-	}
-	return ""
+func (b *Binder) usage(usage, env string) string {
+	return usage + " [$" + env + "]"
 }
 
 // ApplyEnv sets every bound flag whose variable lookup finds (os.LookupEnv
@@ -79,18 +68,11 @@ func (b *Binder) Env(name string) string {
 func (b *Binder) ApplyEnv(lookup func(string) (string, bool)) error {
 	var errs []error
 	for _, x := range b.bindings {
-		if x.env == "" {
-			continue
-		}
 		v, ok := lookup(x.env)
 		if !ok {
 			continue
 		}
 		if err := b.fs.Set(x.flag, v); err != nil {
-			if x.secret {
-				errs = append(errs, fmt.Errorf("%s: invalid value", x.env))
-				continue
-			}
 			errs = append(errs, fmt.Errorf("%s=%q: %w", x.env, v, err))
 		}
 	}

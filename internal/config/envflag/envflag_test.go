@@ -1,0 +1,59 @@
+package envflag
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type settings struct {
+	name    string
+	token   string
+	timeout time.Duration
+	count   int
+}
+
+func bind() (*flag.FlagSet, *Binder, *settings) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	b := New(fs)
+	s := &settings{}
+	b.String(&s.name, "name", "NAME", "dflt", "a name")
+	b.Secret(&s.token, "token", "TOKEN", "a token")
+	b.Duration(&s.timeout, "timeout", "TIMEOUT", 30*time.Second, "a timeout")
+	b.Int(&s.count, "count", "COUNT", 3, "a count")
+	return fs, b, s
+}
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestPrecedenceFlagThenEnvThenDefault(t *testing.T) {
+	fs, b, s := bind()
+	require.NoError(t, b.ApplyEnv(env(map[string]string{"NAME": "from-env", "TIMEOUT": "1m", "TOKEN": "t0k"})))
+	require.NoError(t, fs.Parse([]string{"--timeout", "5s"}))
+	assert.Equal(t, settings{name: "from-env", token: "t0k", timeout: 5 * time.Second, count: 3}, *s)
+}
+
+func TestEnvErrorsNameTheVariableAndHideSecrets(t *testing.T) {
+	_, b, _ := bind()
+	err := b.ApplyEnv(env(map[string]string{"TIMEOUT": "soon", "COUNT": "many"}))
+	require.Error(t, err)
+	lines := strings.Split(err.Error(), "\n")
+	assert.Equal(t, []string{`TIMEOUT="soon": not a duration (e.g. 30s, 2m)`, `COUNT="many": parse error`}, lines)
+}
+
+func TestUsageShowsVariableAndNoSecretDefault(t *testing.T) {
+	fs, _, _ := bind()
+	assert.Equal(t, "a name [$NAME]", fs.Lookup("name").Usage)
+	assert.Equal(t, "", fs.Lookup("token").DefValue)
+	assert.Equal(t, "30s", fs.Lookup("timeout").DefValue)
+	err := fs.Parse([]string{"--timeout", "x"})
+	require.EqualError(t, err, `invalid value "x" for flag -timeout: not a duration (e.g. 30s, 2m)`)
+}

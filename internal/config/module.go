@@ -1,0 +1,25 @@
+package config
+
+import (
+	"go.uber.org/fx"
+
+	"github.com/machineflow/machineflow/clients"
+)
+
+// Module supplies c and each module's part of it, so that modules depend on
+// their own options type rather than on this package.
+func Module(c Config) fx.Option {
+	return fx.Module("config", fx.Supply(
+		c,
+		c.Temporal,
+		c.Supervisor,
+		c.Activities,
+		c.Metrics,
+		c.Log,
+		clients.ModuleOptions{
+			ConfigNamespace: c.ConfigNamespace,
+			DefaultConfig:   c.DefaultKubevirtConfig,
+			Resilience:      c.Resilience,
+		},
+	))
+}
