@@ -33,7 +33,7 @@ func (c *ControlActivities) AwaitWorkflowClosed(ctx context.Context, workflowID 
 	}
 	interval := min(200*time.Millisecond, maxInterval)
 	for {
-		desc, err := c.Client.DescribeWorkflowExecution(ctx, workflowID, "")
+		desc, err := c.Client.DescribeWorkflow(ctx, workflowID, "")
 		var notFound *serviceerror.NotFound
 		switch {
 		case errors.As(err, &notFound):
@@ -41,7 +41,7 @@ func (c *ControlActivities) AwaitWorkflowClosed(ctx context.Context, workflowID 
 		case err != nil:
 			return fmt.Errorf("describe workflow %s: %w", workflowID, err)
 		}
-		status := desc.GetWorkflowExecutionInfo().GetStatus()
+		status := desc.Status
 		if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && status != enumspb.WORKFLOW_EXECUTION_STATUS_PAUSED {
 			return nil
 		}

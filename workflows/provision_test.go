@@ -207,7 +207,7 @@ var (
 func (s *provisionSuite) TestNonRetryableFailures() {
 	type tc struct {
 		name, step, errType, msg string
-		wantDeletes             []string
+		wantDeletes              []string
 	}
 	cases := []tc{
 		{"no config", activities.ResolvePlacementName, activities.ErrTypeConfigNotFound, "no KubevirtConfig exists for Machine default/vm1", nil},

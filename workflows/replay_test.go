@@ -1,0 +1,46 @@
+package workflows
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+)
+
+// historiesDir holds one history per main path, recorded from real runs
+// on the Temporal dev server (see doc.go, "Replay").
+const historiesDir = "testdata"
+
+// TestReplay replays every recorded history against the current workflow
+// code: a change that is not behind workflow.GetVersion fails it.
+func TestReplay(t *testing.T) {
+	if _, err := os.Stat(historiesDir); errors.Is(err, fs.ErrNotExist) {
+		t.Skip("no histories recorded yet: workflows/testdata does not exist")
+	}
+	replayAll(t, historiesDir)
+}
+
+// replayAll replays every *.json history in dir and fails if there is none.
+func replayAll(t *testing.T, dir string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "%s holds no *.json history", dir)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			replayer := worker.NewWorkflowReplayer()
+			RegisterWorkflows(replayer)
+			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file))
+		})
+	}
+}
+
+func quietLogger() log.Logger {
+	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+}
