@@ -32,7 +32,8 @@ const FieldOwner = "machineflow-sandbox"
 // Object is one decoded document with where it came from, for messages.
 type Object struct {
 	*unstructured.Unstructured
-	// Source is "<file>#<document index>", 1-based.
+	// Source is "<file>#<n>": the n-th object of the file, 1-based;
+	// empty and comment-only documents do not count.
 	Source string
 }
 
@@ -50,13 +51,13 @@ func (o Object) String() string {
 func Decode(r io.Reader, source string) ([]Object, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	var objs []Object
-	for i := 1; ; i++ {
+	for {
 		u := &unstructured.Unstructured{}
 		err := dec.Decode(&u.Object)
 		if errors.Is(err, io.EOF) {
 			return objs, nil
 		}
-		src := fmt.Sprintf("%s#%d", source, i)
+		src := fmt.Sprintf("%s#%d", source, len(objs)+1)
 		if err != nil {
 			return nil, fmt.Errorf("decoding %s: %w", src, err)
 		}
