@@ -72,3 +72,16 @@ test-short:
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# run is the local sandbox (cmd/run, internal/runner): the Temporal dev
+# server with its UI on 8233, API servers with the KubeVirt simulator, the
+# worker and the controller, then the examples/ Machines. Ctrl-C stops it
+# all. go build is incremental: a second run relinks only what changed.
+# RUN_FLAGS passes flags to bin/run, e.g. RUN_FLAGS=-headless.
+RUN_BINARIES := worker controller starter sandbox run
+RUN_FLAGS    ?=
+.PHONY: run
+run: tools
+	@echo ">> building $(addprefix bin/,$(RUN_BINARIES)) (the first build takes a few minutes; packages are listed as they compile)"
+	$(GO) build -v -o $(BIN)/ $(addprefix ./cmd/,$(RUN_BINARIES))
+	@exec $(BIN)/run $(RUN_FLAGS)

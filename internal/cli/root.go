@@ -96,7 +96,7 @@ environment variable named in its help.
 	gofs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	a.binder = envflag.New(gofs)
 	a.temporal.Bind(a.binder)
-	a.binder.String(&a.taskQueue, "task-queue", "TEMPORAL_TASK_QUEUE", workflows.DefaultTaskQueue, "task queue the workflows are started on")
+	a.binder.String(&a.taskQueue, "task-queue", "TASK_QUEUE", workflows.DefaultTaskQueue, "task queue the workflows are started on")
 	root.PersistentFlags().AddGoFlagSet(gofs)
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", formatTable, "output format: table or json")
 	root.PersistentFlags().StringVar(&a.kubeconfig, "kubeconfig", "", "kubeconfig of the supervisor cluster, for the Machine's status [$KUBECONFIG]")
