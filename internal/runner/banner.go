@@ -33,6 +33,9 @@ func (r *runner) banner() {
 	fmt.Fprintf(&b, "  delete one             kubectl --kubeconfig %s delete machine demo-small\n", supervisor)
 	fmt.Fprintf(&b, "  health-check schedule  %s schedule show\n", starter)
 	fmt.Fprintf(&b, "  workflows              %s\n", temporal)
+	for _, m := range r.metrics {
+		fmt.Fprintf(&b, "  metrics                %s\n", m)
+	}
 	fmt.Fprintf(&b, "  more Machines          kubectl --kubeconfig %s apply -f examples/\n\n", supervisor)
 	_ = r.out.write([]byte(b.String()))
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -109,6 +110,8 @@ type runner struct {
 	out   *output
 	log   *slog.Logger
 	procs []*process // in start order
+	// metrics are the worker's and controller's metrics URLs, for the banner.
+	metrics []string
 }
 
 // Run starts Temporal, the sandbox, the worker and the controller in that
@@ -157,7 +160,7 @@ func (r *runner) startAll(ctx context.Context) error {
 	}
 	env := r.machineflowEnv(kubeconfig)
 	for _, name := range []string{"worker", "controller"} {
-		if _, err := r.start(name, filepath.Join(r.opts.BinDir, name), env); err != nil {
+		if err := r.startMachineflow(ctx, name, env); err != nil {
 			return err
 		}
 	}
@@ -261,6 +264,34 @@ func (r *runner) machineflowEnv(kubeconfig string) []string {
 	}
 }
 
+// startMachineflow starts the worker or the controller with its metrics
+// and probes on a free port, and waits until its /readyz answers 200.
+func (r *runner) startMachineflow(ctx context.Context, name string, env []string) error {
+	addr, err := freeAddress()
+	if err != nil {
+		return fmt.Errorf("a port for the %s's metrics: %w", name, err)
+	}
+	p, err := r.start(name, filepath.Join(r.opts.BinDir, name), append(env, "METRICS_ADDRESS="+addr))
+	if err != nil {
+		return err
+	}
+	readyz := "http://" + addr + "/readyz"
+	hc := &http.Client{Timeout: 2 * time.Second}
+	err = r.waitFor(ctx, p, "the "+name+" to be ready ("+readyz+")", func() bool {
+		resp, err := hc.Get(readyz)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err != nil {
+		return err
+	}
+	r.metrics = append(r.metrics, name+" http://"+addr+"/metrics")
+	return nil
+}
+
 // runStarter runs one starter command to completion.
 func (r *runner) runStarter(ctx context.Context, env []string, args ...string) error {
 	p, err := r.start("starter", filepath.Join(r.opts.BinDir, "starter"), env, args...)
@@ -344,6 +375,16 @@ func (r *runner) stopAll() error {
 		r.log.Info("everything stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// freeAddress returns a loopback address with a port nothing listens on.
+func freeAddress() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
 }
 
 // portFree fails when something listens on port already, typically
