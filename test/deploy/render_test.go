@@ -77,9 +77,13 @@ func render(t testing.TB, r root) manifests {
 	require.NoError(t, err, "kustomize build %s", r.name)
 	m := manifests{root: r.name}
 	for _, res := range resMap.Resources() {
-		obj, err := res.Map()
+		// Through JSON, so that numbers are int64 or float64 as
+		// unstructured objects require.
+		b, err := res.MarshalJSON()
 		require.NoError(t, err, "%s: %s", r.name, res.CurId())
-		m.objs = append(m.objs, &unstructured.Unstructured{Object: obj})
+		obj := &unstructured.Unstructured{}
+		require.NoError(t, obj.UnmarshalJSON(b), "%s: %s", r.name, res.CurId())
+		m.objs = append(m.objs, obj)
 	}
 	require.NotEmpty(t, m.objs, "%s renders nothing", r.name)
 	return m
