@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/machineflow/machineflow/internal/logging"
 )
 
 func main() {
@@ -16,21 +18,30 @@ func main() {
 	flag.StringVar(&opts.dir, "dir", ".run", "run directory for the kubeconfigs")
 	flag.IntVar(&opts.clusters, "clusters", 2, "number of KubeVirt clusters (kubevirt-1 ... kubevirt-N)")
 	flag.DurationVar(&opts.bootDelay, "boot-delay", 5*time.Second, "how long a simulated VM takes to reach Running")
+	logOpts := logging.Options{Format: logging.FormatText}
+	flag.StringVar(&logOpts.Format, "log-format", logOpts.Format, "json or text")
+	flag.StringVar(&logOpts.Level, "log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var errs []error
 	if flag.NArg() > 0 {
-		logger.Error("unexpected arguments", "args", flag.Args())
-		os.Exit(2)
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", flag.Args()))
 	}
 	if opts.clusters < 1 {
-		logger.Error("flag -clusters must be at least 1", "clusters", opts.clusters)
+		errs = append(errs, fmt.Errorf("-clusters %d: must be at least 1", opts.clusters))
+	}
+	if opts.bootDelay < 0 {
+		errs = append(errs, fmt.Errorf("-boot-delay %s: must not be negative", opts.bootDelay))
+	}
+	loggers, err := logging.New(os.Stderr, logOpts)
+	if err = errors.Join(append(errs, err)...); err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, opts, logger, os.Stdout); err != nil {
-		logger.Error("sandbox failed", "error", err)
+	if err := run(ctx, opts, loggers, os.Stdout); err != nil {
+		loggers.Slog.Error("sandbox failed", "error", err)
 		stop()
 		os.Exit(1)
 	}

@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/runner/manifest"
 	"github.com/machineflow/machineflow/internal/testenv"
 )
@@ -31,7 +30,8 @@ type options struct {
 // run starts the clusters, seeds the supervisor, runs the simulators and
 // publishes the kubeconfigs, then blocks until ctx is done or a simulator
 // fails. Everything it started is stopped before it returns.
-func run(ctx context.Context, opts options, logger *slog.Logger, out io.Writer) (err error) {
+func run(ctx context.Context, opts options, loggers logging.Loggers, out io.Writer) (err error) {
+	logger := loggers.Slog
 	seed, err := manifest.Decode(bytes.NewReader(seedYAML), "seed.yaml")
 	if err != nil {
 		return err
@@ -72,14 +72,13 @@ func run(ctx context.Context, opts options, logger *slog.Logger, out io.Writer) 
 		stopSims()
 		err = errors.Join(err, g.Wait())
 	}()
-	simLogger := logr.FromSlogHandler(logger.Handler())
 	for i, c := range env.Clusters {
 		sim, err := kubevirtsim.New(c.Client, kubevirtsim.Options{
 			Name: c.Name,
 			// 10.101.0.0/16, 10.102.0.0/16, ...: unique across clusters.
 			AddressPool: fmt.Sprintf("10.%d.0.0/16", 101+i),
 			BootDelay:   opts.bootDelay,
-			Logger:      simLogger,
+			Logger:      loggers.Logr,
 		})
 		if err != nil {
 			return fmt.Errorf("simulator for %s: %w", c.Name, err)
