@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"flag"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -13,11 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/internal/config"
 	"github.com/machineflow/machineflow/internal/config/envflag"
 	"github.com/machineflow/machineflow/internal/temporalclient"
 )
@@ -143,24 +145,50 @@ func checkSettings(t *testing.T, m manifests) {
 				}), "%s: %s is on no volume mount", where, file)
 			}
 		}
-		assert.Equal(t, namespace, env["CONFIG_NAMESPACE"], "%s: CONFIG_NAMESPACE must be where the kubeconfig Secret Role is", where)
-
-		if name != workerName {
-			continue
-		}
-		_, err := activities.LoadSettings(lookupIn(env))
-		assert.NoError(t, err, "%s: the worker's activity settings", where)
-
-		stop, err := time.ParseDuration(env["WORKER_STOP_TIMEOUT"])
-		if assert.NoError(t, err, "%s: WORKER_STOP_TIMEOUT", where) {
-			grace := time.Duration(ptr.Deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds)) * time.Second
-			assert.Less(t, stop, grace, "%s: WORKER_STOP_TIMEOUT must end before the kubelet kills the pod", where)
-		}
-		_, port, err := net.SplitHostPort(env["METRICS_ADDRESS"])
-		if assert.NoError(t, err, "%s: METRICS_ADDRESS", where) {
-			assert.Equal(t, port, portNumber(c, "metrics"), "%s: METRICS_ADDRESS is not the container port named metrics", where)
+		if name == workerName {
+			checkWorkerConfig(t, m, where, d.Spec.Template.Spec, env)
 		}
 	}
+}
+
+// checkWorkerConfig loads the worker's configuration as cmd/worker does,
+// from its arguments and the pod's environment.
+func checkWorkerConfig(t *testing.T, m manifests, where string, pod corev1.PodSpec, env map[string]string) {
+	c := pod.Containers[0]
+	cfg, err := config.Load(c.Args, lookupIn(env), io.Discard)
+	require.NoError(t, err, "%s: the worker rejects its configuration", where)
+	assert.True(t, m.grantsSecretGet(t, cfg.ConfigNamespace, pod.ServiceAccountName),
+		"%s: no RoleBinding lets ServiceAccount %s get Secrets in CONFIG_NAMESPACE %s", where, pod.ServiceAccountName, cfg.ConfigNamespace)
+	grace := time.Duration(ptr.Deref(pod.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds)) * time.Second
+	assert.Less(t, cfg.StopTimeout, grace, "%s: WORKER_STOP_TIMEOUT must end before the kubelet kills the pod", where)
+	_, port, err := net.SplitHostPort(cfg.Metrics.Address)
+	require.NoError(t, err, "%s: METRICS_ADDRESS", where)
+	assert.Equal(t, port, portNumber(c, "metrics"), "%s: METRICS_ADDRESS is not the container port named metrics", where)
+}
+
+// grantsSecretGet reports whether a RoleBinding in ns lets the
+// ServiceAccount sa (of the machineflow namespace) get Secrets there.
+func (m manifests) grantsSecretGet(t *testing.T, ns, sa string) bool {
+	for _, o := range m.ofKind("RoleBinding") {
+		b := convert[rbacv1.RoleBinding](t, o)
+		if b.Namespace != ns || !slices.Contains(b.Subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: namespace}) {
+			continue
+		}
+		roleNamespace := ""
+		if b.RoleRef.Kind == "Role" {
+			roleNamespace = ns
+		}
+		role := m.find(b.RoleRef.Kind, roleNamespace, b.RoleRef.Name)
+		if role == nil {
+			continue
+		}
+		for _, r := range rulesOf(t, role) {
+			if slices.Contains(r.APIGroups, "") && slices.Contains(r.Resources, "secrets") && slices.Contains(r.Verbs, "get") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func portNumber(c corev1.Container, name string) string {
@@ -241,11 +269,8 @@ func checkBindings(t *testing.T, m manifests) {
 // ClusterRole that mentions Secrets may only be bound per namespace.
 func checkRules(t *testing.T, m manifests) {
 	rules := map[string][]rbacv1.PolicyRule{}
-	for _, o := range m.ofKind("ClusterRole") {
-		rules["ClusterRole "+o.GetName()] = convert[rbacv1.ClusterRole](t, o).Rules
-	}
-	for _, o := range m.ofKind("Role") {
-		rules["Role "+o.GetNamespace()+"/"+o.GetName()] = convert[rbacv1.Role](t, o).Rules
+	for _, o := range slices.Concat(m.ofKind("ClusterRole"), m.ofKind("Role")) {
+		rules[o.GetKind()+" "+o.GetName()] = rulesOf(t, o)
 	}
 	for what, rs := range rules {
 		for _, r := range rs {
@@ -260,4 +285,13 @@ func checkRules(t *testing.T, m manifests) {
 			assert.NotContains(t, r.Resources, "secrets", "%s: ClusterRoleBinding %s grants Secrets cluster-wide", m.root, b.Name)
 		}
 	}
+}
+
+// rulesOf returns the rules of a Role or ClusterRole.
+func rulesOf(t *testing.T, o *unstructured.Unstructured) []rbacv1.PolicyRule {
+	t.Helper()
+	if o.GetKind() == "Role" {
+		return convert[rbacv1.Role](t, o).Rules
+	}
+	return convert[rbacv1.ClusterRole](t, o).Rules
 }
