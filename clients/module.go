@@ -37,21 +37,20 @@ type moduleParams struct {
 
 // Module provides the worker's ClientManager: the graph's
 // *MockClientManager in mock mode, else a KubevirtClientManager on the
-// supervisor client. It is decorated with fx.Decorate, outermost first:
-// MetricsClientManager (so the metrics show what callers get, fail-fast
-// answers of open breakers included) over ResilientClientManager. The
-// decorators are not inside an fx.Module on purpose: fx scopes a module's
-// decorations to that module, and every consumer must get the decorated
-// manager.
+// supervisor client. One fx.Decorate wraps it (fx decorates a type once
+// per scope), outermost first: MetricsClientManager, so the metrics show
+// what callers get, fail-fast answers of open breakers included, over
+// ResilientClientManager. The decoration is not inside an fx.Module on
+// purpose: fx scopes a module's decorations to that module, and every
+// consumer must get the decorated manager.
 var Module = fx.Options(
 	fx.Provide(newModuleClientManager),
-	fx.Decorate(func(cm ClientManager, o ModuleOptions) ClientManager {
-		return NewResilientClientManager(cm, o.Resilience)
-	}),
-	fx.Decorate(func(cm ClientManager, reg prometheus.Registerer) (ClientManager, error) {
-		return NewMetricsClientManager(cm, reg)
-	}),
+	fx.Decorate(decorate),
 )
+
+func decorate(cm ClientManager, o ModuleOptions, reg prometheus.Registerer) (ClientManager, error) {
+	return NewMetricsClientManager(NewResilientClientManager(cm, o.Resilience), reg)
+}
 
 func newModuleClientManager(p moduleParams) (ClientManager, error) {
 	if p.Mock != nil {

@@ -4,6 +4,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/worker"
 )
 
 // Module supplies c and each module's part of it, so that modules depend on
@@ -16,6 +17,7 @@ func Module(c Config) fx.Option {
 		c.Activities,
 		c.Metrics,
 		c.Log,
+		worker.Options{TaskQueue: c.TaskQueue, StopTimeout: c.StopTimeout},
 		clients.ModuleOptions{
 			ConfigNamespace: c.ConfigNamespace,
 			DefaultConfig:   c.DefaultKubevirtConfig,

@@ -126,9 +126,9 @@ func New(w io.Writer, o Options) (Loggers, error) {
 // packages log through globals.
 var Module = fx.Module("logging",
 	fx.Provide(func(o Options) (Loggers, error) { return New(os.Stderr, o) }),
-	fx.Invoke(func(l Loggers) {
-		slog.SetDefault(l.Slog)
-		crlog.SetLogger(l.Logr)
+	fx.Invoke(func(s *slog.Logger, l logr.Logger) {
+		slog.SetDefault(s)
+		crlog.SetLogger(l)
 	}),
 )
 

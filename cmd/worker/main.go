@@ -1,0 +1,66 @@
+// Command worker runs machineflow's Temporal worker: the ProvisionMachine,
+// DeprovisionMachine and ClusterHealthCheck workflows and their activities.
+// It is configured by flags and environment variables (worker -h, and the
+// README's "Worker configuration"); an invalid setting stops it with one
+// line on standard error and exit status 2. SIGTERM or SIGINT stop it
+// gracefully with status 0.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/config"
+	"github.com/machineflow/machineflow/internal/logging"
+	"github.com/machineflow/machineflow/internal/mockmode"
+	"github.com/machineflow/machineflow/internal/observability"
+	"github.com/machineflow/machineflow/internal/supervisor"
+	"github.com/machineflow/machineflow/internal/temporalclient"
+	"github.com/machineflow/machineflow/internal/worker"
+)
+
+func main() {
+	cfg, err := config.Load(os.Args[1:], os.LookupEnv, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, config.Error(err))
+		os.Exit(2)
+	}
+	fx.New(app(cfg)).Run()
+}
+
+// app composes the modules; cluster access is the one part that differs
+// between real and mock mode.
+func app(cfg config.Config) fx.Option {
+	clusters := supervisor.Module
+	if cfg.ClientManager == config.ClientManagerMock {
+		clusters = mockmode.Module
+	}
+	return fx.Options(
+		config.Module(cfg),
+		logging.Module,
+		fx.WithLogger(logging.FxLogger),
+		observability.Module,
+		temporalclient.Module,
+		clusters,
+		clients.Module,
+		activities.Module,
+		worker.Module,
+		// Stopping waits up to WORKER_STOP_TIMEOUT for running activities;
+		// fx must not give up before.
+		fx.StopTimeout(cfg.StopTimeout+stopMargin),
+	)
+}
+
+// stopMargin is fx's stop time on top of the worker's, for closing the
+// Temporal client and the metrics server.
+const stopMargin = 5 * time.Second
