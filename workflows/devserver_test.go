@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/internal/devtemporal"
 )
 
 // devServer starts `temporal server start-dev` from ./bin (make tools) with
@@ -29,32 +29,7 @@ import (
 // the real control activity and the fakes.
 func devServer(t *testing.T) (client.Client, *fakes) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the Temporal dev server")
-	}
-	path := os.Getenv("TEMPORAL_CLI")
-	if path == "" {
-		path = filepath.Join("..", "bin", "temporal")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no Temporal CLI at %s (make tools builds it)", path)
-	}
-	var attrs []temporal.SearchAttributeUpdate
-	for _, k := range SearchAttributeKeys() {
-		attrs = append(attrs, k.(temporal.SearchAttributeKeyKeyword).ValueSet(""))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:     path,
-		LogLevel:         "error",
-		SearchAttributes: temporal.NewSearchAttributes(attrs...),
-		ClientOptions:    &client.Options{Logger: quietLogger()},
-		Stdout:           io.Discard,
-		Stderr:           io.Discard,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, srv.Stop()) })
+	srv := devtemporal.New(t)
 
 	f := newFakes()
 	w := worker.New(srv.Client(), DefaultTaskQueue, worker.Options{})

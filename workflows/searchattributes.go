@@ -3,17 +3,19 @@ package workflows
 import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/machineflow/machineflow/internal/names"
 )
 
 // Search attributes (Keyword) the workflows set so that the UI and
 // `temporal workflow list --query` can filter by Machine, cluster and phase.
-// They must be registered on the Temporal namespace
-// (`temporal operator search-attribute create --name MachineName --type Keyword`).
+// They must be registered on the Temporal namespace (names.KeywordSearchAttributes;
+// `temporal operator search-attribute create --name MachineName --type Keyword`).
 var (
-	MachineNamespaceKey = temporal.NewSearchAttributeKeyKeyword("MachineNamespace")
-	MachineNameKey      = temporal.NewSearchAttributeKeyKeyword("MachineName")
-	KubevirtConfigKey   = temporal.NewSearchAttributeKeyKeyword("KubevirtConfig")
-	MachinePhaseKey     = temporal.NewSearchAttributeKeyKeyword("MachinePhase")
+	MachineNamespaceKey = temporal.NewSearchAttributeKeyKeyword(names.SearchAttrMachineNamespace)
+	MachineNameKey      = temporal.NewSearchAttributeKeyKeyword(names.SearchAttrMachineName)
+	KubevirtConfigKey   = temporal.NewSearchAttributeKeyKeyword(names.SearchAttrKubevirtConfig)
+	MachinePhaseKey     = temporal.NewSearchAttributeKeyKeyword(names.SearchAttrMachinePhase)
 )
 
 // SearchAttributeKeys lists every search attribute the workflows use, for
