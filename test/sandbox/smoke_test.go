@@ -1,0 +1,244 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vitistack/common/pkg/v1alpha1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"k8s.io/client-go/tools/clientcmd"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	"log/slog"
+	crclient "sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/runner"
+	"github.com/machineflow/machineflow/internal/scheme"
+	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/workflows"
+)
+
+const (
+	machineNamespace = "default"
+	machineName      = "demo-small" // examples/machine-small.yaml
+	readyLine        = "machineflow is running"
+)
+
+func TestMakeRunSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("smoke test of make run: needs ./bin (make tools) and builds the binaries; skipped with -short")
+	}
+	root, err := testenv.RepoRoot()
+	require.NoError(t, err)
+	bin := buildBinaries(t, root)
+	dir := t.TempDir()
+	port := freePort(t)
+
+	// First run: one example Machine to Running.
+	first := startRun(t, root, bin, dir, port, filepath.Join(root, "examples", "machine-small.yaml"))
+	first.waitOutput(t, readyLine, 5*time.Minute)
+	t.Logf("first start: ready after %s", first.readyAfter)
+
+	sup := supervisorClient(t, filepath.Join(dir, "supervisor.kubeconfig"))
+	machine := &v1alpha1.Machine{}
+	require.Eventually(t, func() bool {
+		err := sup.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: machineName}, machine)
+		return err == nil && machine.Status.Phase == "Running"
+	}, 3*time.Minute, 500*time.Millisecond, "Machine %s/%s Running; last status %+v\n%s", machineNamespace, machineName, machine.Status, first.out)
+	assert.Equal(t, testenv.ClusterName(1), machine.Annotations[names.PlacementAnnotation], "placed on DEFAULT_KUBEVIRT_CONFIG")
+
+	kv := supervisorClient(t, filepath.Join(dir, testenv.ClusterName(1)+".kubeconfig"))
+	vm := &kubevirtv1.VirtualMachine{}
+	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: machineName}, vm))
+	assert.Equal(t, names.ManagedByValue, vm.Labels[names.ManagedByLabel])
+
+	tc := temporalClient(t, port)
+	provisionID := workflows.ProvisionWorkflowID(machineNamespace, machineName)
+	require.Eventually(t, func() bool {
+		d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
+		return err == nil && d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	}, time.Minute, 500*time.Millisecond, "workflow %s completed", provisionID)
+	_, err = tc.ScheduleClient().GetHandle(t.Context(), workflows.HealthCheckScheduleID).Describe(t.Context())
+	require.NoError(t, err, "the health-check schedule exists")
+	tc.Close()
+
+	first.interruptAndCheck(t)
+	assert.NoFileExists(t, filepath.Join(dir, "supervisor.kubeconfig"), "the sandbox removes its kubeconfigs")
+	assert.FileExists(t, filepath.Join(dir, "temporal.db"))
+
+	// Second run on the same directory, no examples: the history of the
+	// first run is still there.
+	second := startRun(t, root, bin, dir, port, "")
+	second.waitOutput(t, readyLine, 5*time.Minute)
+	t.Logf("second start: ready after %s", second.readyAfter)
+	tc = temporalClient(t, port)
+	d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
+	require.NoError(t, err, "workflow history survives a restart")
+	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.Status)
+	tc.Close()
+	second.interruptAndCheck(t)
+}
+
+// buildBinaries builds what `make run` builds into a temporary directory,
+// so that the test neither needs nor changes ./bin's machineflow binaries.
+func buildBinaries(t *testing.T, root string) string {
+	t.Helper()
+	bin := t.TempDir()
+	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	for _, c := range []string{"worker", "controller", "starter", "sandbox", "run"} {
+		args = append(args, "./cmd/"+c)
+	}
+	cmd := exec.CommandContext(t.Context(), "go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go %s\n%s", strings.Join(args, " "), out)
+	return bin
+}
+
+type run struct {
+	cmd        *exec.Cmd
+	out        *syncBuffer
+	started    time.Time
+	readyAfter time.Duration
+	done       chan struct{}
+	err        error
+	// tree is every process below the runner, taken once it is ready.
+	tree []runner.Proc
+}
+
+func startRun(t *testing.T, root, bin, dir string, port int, examples string) *run {
+	t.Helper()
+	r := &run{out: &syncBuffer{}, done: make(chan struct{})}
+	r.cmd = exec.Command(filepath.Join(bin, "run"),
+		"-dir", dir, "-bin", bin, "-temporal-cli", filepath.Join(root, "bin", "temporal"),
+		"-temporal-port", fmt.Sprint(port), "-headless",
+		"-examples", examples, "-boot-delay", "1s")
+	r.cmd.Dir = root
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	// If the test binary dies, the runner stops everything.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	r.started = time.Now()
+	require.NoError(t, r.cmd.Start())
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = r.cmd.Process.Signal(syscall.SIGTERM)
+			<-r.done
+		}
+		if t.Failed() {
+			t.Logf("output of bin/run:\n%s", r.out)
+		}
+	})
+	return r
+}
+
+// waitOutput waits for a line of the runner, failing early if it exits, and
+// then records the process tree.
+func (r *run) waitOutput(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for !strings.Contains(r.out.String(), want) {
+		select {
+		case <-r.done:
+			t.Fatalf("bin/run exited (%v) before printing %q", r.err, want)
+		case <-deadline:
+			t.Fatalf("bin/run did not print %q within %s", want, timeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	r.readyAfter = time.Since(r.started).Round(100 * time.Millisecond)
+	var err error
+	r.tree, err = runner.Descendants(r.cmd.Process.Pid)
+	require.NoError(t, err)
+	var comms []string
+	for _, p := range r.tree {
+		comms = append(comms, p.Comm)
+	}
+	for _, want := range []string{"temporal", "sandbox", "etcd", "kube-apiserver", "worker", "controller"} {
+		assert.Contains(t, comms, want, "bin/run's process tree")
+	}
+}
+
+// interruptAndCheck is Ctrl-C: SIGINT to the runner, which must exit 0
+// having stopped every process it started.
+func (r *run) interruptAndCheck(t *testing.T) {
+	t.Helper()
+	require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case <-r.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("bin/run did not stop within 3 minutes of SIGINT")
+	}
+	require.NoError(t, r.err, "bin/run exits 0 after SIGINT")
+	assert.NotContains(t, r.out.String(), "left processes behind")
+	assert.Contains(t, r.out.String(), "everything stopped")
+	for _, p := range r.tree {
+		assert.False(t, p.Alive(), "%s still runs after bin/run exited", p)
+	}
+}
+
+func supervisorClient(t *testing.T, kubeconfig string) crclient.Client {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	require.NoError(t, err)
+	s, err := scheme.New()
+	require.NoError(t, err)
+	c, err := crclient.New(cfg, crclient.Options{Scheme: s})
+	require.NoError(t, err)
+	return c
+}
+
+func temporalClient(t *testing.T, port int) client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort: fmt.Sprintf("127.0.0.1:%d", port),
+		Logger:   tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+	})
+	require.NoError(t, err)
+	return c
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
