@@ -4,6 +4,9 @@ import (
 	"flag"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -294,4 +297,27 @@ func rulesOf(t *testing.T, o *unstructured.Unstructured) []rbacv1.PolicyRule {
 		return convert[rbacv1.Role](t, o).Rules
 	}
 	return convert[rbacv1.ClusterRole](t, o).Rules
+}
+
+// TestDeploymentsRunBuiltBinaries ties the manifests to the Dockerfile: the
+// command of each machineflow container is a binary that the image builds
+// from cmd/ and copies to /usr/local/bin.
+func TestDeploymentsRunBuiltBinaries(t *testing.T) {
+	dockerfile, err := os.ReadFile(filepath.Join(repoRoot(t), "Dockerfile"))
+	require.NoError(t, err)
+	build := regexp.MustCompile(`(?m)go build .*-o /out/ ((?:\./cmd/\S+ ?)+)$`).FindSubmatch(dockerfile)
+	require.NotNil(t, build, "the Dockerfile's go build line")
+	require.Contains(t, string(dockerfile), "COPY --from=build /out/ /usr/local/bin/")
+	var built []string
+	for _, pkg := range strings.Fields(string(build[1])) {
+		built = append(built, "/usr/local/bin/"+filepath.Base(pkg))
+	}
+	for _, r := range roots(t) {
+		m := render(t, r)
+		for _, name := range []string{workerName, controllerName} {
+			c := m.deployment(t, name).Spec.Template.Spec.Containers[0]
+			require.Len(t, c.Command, 1, "%s: Deployment %s: command", m.root, name)
+			assert.Contains(t, built, c.Command[0], "%s: Deployment %s runs a binary the image does not build", m.root, name)
+		}
+	}
 }
