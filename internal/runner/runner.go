@@ -159,8 +159,8 @@ func (r *runner) startAll(ctx context.Context) error {
 		return err
 	}
 	env := r.machineflowEnv(kubeconfig)
-	for _, name := range []string{"worker", "controller"} {
-		if err := r.startMachineflow(ctx, name, env); err != nil {
+	for _, svc := range services {
+		if err := r.startService(ctx, svc, env); err != nil {
 			return err
 		}
 	}
@@ -264,20 +264,45 @@ func (r *runner) machineflowEnv(kubeconfig string) []string {
 	}
 }
 
-// startMachineflow starts the worker or the controller with its metrics
-// and probes on a free port, and waits until its /readyz answers 200.
-func (r *runner) startMachineflow(ctx context.Context, name string, env []string) error {
-	addr, err := freeAddress()
+// service is how the worker or the controller is told where to serve
+// /metrics and /readyz.
+type service struct {
+	name       string
+	metricsEnv string
+	// probeEnv is the variable of a separate /healthz and /readyz
+	// listener; empty when the metrics listener serves them.
+	probeEnv string
+}
+
+// services start in this order: the worker polls before the controller
+// starts workflows.
+var services = []service{
+	{name: "worker", metricsEnv: "METRICS_ADDRESS"},
+	{name: "controller", metricsEnv: "METRICS_BIND_ADDRESS", probeEnv: "HEALTH_PROBE_BIND_ADDRESS"},
+}
+
+// startService starts the worker or the controller with its listeners on
+// free ports, and waits until its /readyz answers 200.
+func (r *runner) startService(ctx context.Context, svc service, env []string) error {
+	metrics, err := freeAddress()
 	if err != nil {
-		return fmt.Errorf("a port for the %s's metrics: %w", name, err)
+		return fmt.Errorf("a port for the %s's metrics: %w", svc.name, err)
 	}
-	p, err := r.start(name, filepath.Join(r.opts.BinDir, name), append(env, "METRICS_ADDRESS="+addr))
+	env = append(env, svc.metricsEnv+"="+metrics)
+	probes := metrics
+	if svc.probeEnv != "" {
+		if probes, err = freeAddress(); err != nil {
+			return fmt.Errorf("a port for the %s's probes: %w", svc.name, err)
+		}
+		env = append(env, svc.probeEnv+"="+probes)
+	}
+	p, err := r.start(svc.name, filepath.Join(r.opts.BinDir, svc.name), env)
 	if err != nil {
 		return err
 	}
-	readyz := "http://" + addr + "/readyz"
+	readyz := "http://" + probes + "/readyz"
 	hc := &http.Client{Timeout: 2 * time.Second}
-	err = r.waitFor(ctx, p, "the "+name+" to be ready ("+readyz+")", func() bool {
+	err = r.waitFor(ctx, p, "the "+svc.name+" to be ready ("+readyz+")", func() bool {
 		resp, err := hc.Get(readyz)
 		if err != nil {
 			return false
@@ -288,7 +313,7 @@ func (r *runner) startMachineflow(ctx context.Context, name string, env []string
 	if err != nil {
 		return err
 	}
-	r.metrics = append(r.metrics, name+" http://"+addr+"/metrics")
+	r.metrics = append(r.metrics, svc.name+" http://"+metrics+"/metrics")
 	return nil
 }
 

@@ -38,12 +38,7 @@ const (
 )
 
 func TestMakeRunSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("smoke test of make run: needs ./bin (make tools) and builds the binaries; skipped with -short")
-	}
-	root, err := testenv.RepoRoot()
-	require.NoError(t, err)
-	bin := buildBinaries(t, root)
+	root, bin := prepare(t)
 	dir := t.TempDir()
 	port := freePort(t)
 
@@ -71,7 +66,7 @@ func TestMakeRunSmoke(t *testing.T) {
 		d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
 		return err == nil && d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	}, time.Minute, 500*time.Millisecond, "workflow %s completed", provisionID)
-	_, err = tc.ScheduleClient().GetHandle(t.Context(), workflows.HealthCheckScheduleID).Describe(t.Context())
+	_, err := tc.ScheduleClient().GetHandle(t.Context(), workflows.HealthCheckScheduleID).Describe(t.Context())
 	require.NoError(t, err, "the health-check schedule exists")
 	tc.Close()
 
@@ -92,9 +87,43 @@ func TestMakeRunSmoke(t *testing.T) {
 	second.interruptAndCheck(t)
 }
 
+// BenchmarkRestart measures what a person waits for on a second `make
+// run` once the binaries are built: from starting bin/run on an existing run
+// directory to its "machineflow is running" line (Temporal, the sandbox's
+// API servers, worker, controller, schedule). Stopping is not timed.
+func BenchmarkRestart(b *testing.B) {
+	root, bin := prepare(b)
+	dir := b.TempDir()
+	port := freePort(b)
+	// The first start creates Temporal's database; restarts reuse it.
+	first := startRun(b, root, bin, dir, port, "")
+	first.waitOutput(b, readyLine, 5*time.Minute)
+	first.interruptAndCheck(b)
+
+	b.ResetTimer()
+	for range b.N {
+		r := startRun(b, root, bin, dir, port, "")
+		r.waitOutput(b, readyLine, 5*time.Minute)
+		b.StopTimer()
+		r.interruptAndCheck(b)
+		b.StartTimer()
+	}
+}
+
+// prepare skips under -short and builds the binaries.
+func prepare(t testing.TB) (root, bin string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("smoke test of make run: needs ./bin (make tools) and builds the binaries; skipped with -short")
+	}
+	root, err := testenv.RepoRoot()
+	require.NoError(t, err)
+	return root, buildBinaries(t, root)
+}
+
 // buildBinaries builds what `make run` builds into a temporary directory,
 // so that the test neither needs nor changes ./bin's machineflow binaries.
-func buildBinaries(t *testing.T, root string) string {
+func buildBinaries(t testing.TB, root string) string {
 	t.Helper()
 	bin := t.TempDir()
 	args := []string{"build", "-o", bin + string(filepath.Separator)}
@@ -119,7 +148,7 @@ type run struct {
 	tree []runner.Proc
 }
 
-func startRun(t *testing.T, root, bin, dir string, port int, examples string) *run {
+func startRun(t testing.TB, root, bin, dir string, port int, examples string) *run {
 	t.Helper()
 	r := &run{out: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(filepath.Join(bin, "run"),
@@ -152,7 +181,7 @@ func startRun(t *testing.T, root, bin, dir string, port int, examples string) *r
 
 // waitOutput waits for a line of the runner, failing early if it exits, and
 // then records the process tree.
-func (r *run) waitOutput(t *testing.T, want string, timeout time.Duration) {
+func (r *run) waitOutput(t testing.TB, want string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.After(timeout)
 	for !strings.Contains(r.out.String(), want) {
@@ -179,7 +208,7 @@ func (r *run) waitOutput(t *testing.T, want string, timeout time.Duration) {
 
 // interruptAndCheck is Ctrl-C: SIGINT to the runner, which must exit 0
 // having stopped every process it started.
-func (r *run) interruptAndCheck(t *testing.T) {
+func (r *run) interruptAndCheck(t testing.TB) {
 	t.Helper()
 	require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
 	select {
@@ -218,7 +247,7 @@ func temporalClient(t *testing.T, port int) client.Client {
 	return c
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
