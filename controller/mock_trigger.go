@@ -68,23 +68,22 @@ func NewMockTrigger() *MockTrigger {
 // SetProvision sets what EnsureProvisioned reports for a Machine from now
 // on; WorkflowID defaults to the Machine's provision ID.
 func (m *MockTrigger) SetProvision(namespace, name string, run Run) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if run.WorkflowID == "" {
-		run.WorkflowID = workflows.ProvisionWorkflowID(namespace, name)
-	}
-	m.provision[namespace+"/"+name] = run
+	m.set(m.provision, workflows.ProvisionWorkflowID(namespace, name), namespace+"/"+name, run)
 }
 
 // SetDeprovision sets what EnsureDeprovisioned reports for a Machine from
 // now on; WorkflowID defaults to the Machine's deprovision ID.
 func (m *MockTrigger) SetDeprovision(namespace, name string, run Run) {
+	m.set(m.deprovision, workflows.DeprovisionWorkflowID(namespace, name), namespace+"/"+name, run)
+}
+
+func (m *MockTrigger) set(results map[string]Run, id, key string, run Run) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if run.WorkflowID == "" {
-		run.WorkflowID = workflows.DeprovisionWorkflowID(namespace, name)
+		run.WorkflowID = id
 	}
-	m.deprovision[namespace+"/"+name] = run
+	results[key] = run
 }
 
 // SetProgress sets what Progress reports for a Machine.

@@ -28,8 +28,9 @@ const (
 	defaultProbeAddress     = ":8081"
 	defaultConcurrency      = 4
 	// defaultStopTimeout bounds a graceful stop: running reconciles get
-	// this long, then the lease is released.
-	defaultStopTimeout = 30 * time.Second
+	// this long, then the lease is released. With fx's margin it stays
+	// below the pod's terminationGracePeriodSeconds (30, deploy/base).
+	defaultStopTimeout = 20 * time.Second
 )
 
 // config is the controller's whole configuration.

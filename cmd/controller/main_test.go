@@ -39,7 +39,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, controller.Backoff{Initial: controller.DefaultRetryInitial, Max: controller.DefaultRetryMax}, c.Controller.Trigger.RetryBackoff)
 	assert.Equal(t, 4, c.Controller.MaxConcurrentReconciles)
 	assert.Equal(t, managerOptions{MetricsAddress: ":8080", ProbeAddress: ":8081", LeaderElect: true,
-		LeaderElectionID: "machineflow-controller", LeaderElectionNamespace: "machineflow-system", StopTimeout: 30 * time.Second}, c.Manager)
+		LeaderElectionID: "machineflow-controller", LeaderElectionNamespace: "machineflow-system", StopTimeout: 20 * time.Second}, c.Manager)
 	assert.Equal(t, "localhost:7233", c.Temporal.Address)
 }
 
