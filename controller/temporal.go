@@ -202,9 +202,7 @@ func (t *TemporalTrigger) describe(ctx context.Context, id string) (*describedRu
 	if desc.WorkflowCloseTime != nil {
 		r.CloseTime = *desc.WorkflowCloseTime
 	}
-	if err := t.readMemo(desc.Memo, r); err != nil {
-		return nil, fmt.Errorf("workflow %s run %s: %w", id, r.RunID, err)
-	}
+	t.readMemo(desc.Memo, r)
 	return r, nil
 }
 
@@ -219,8 +217,10 @@ func stateOf(s enumspb.WorkflowExecutionStatus) State {
 	}
 }
 
-// readMemo fills the run from its memo; missing keys stay zero.
-func (t *TemporalTrigger) readMemo(memo *commonpb.Memo, r *describedRun) error {
+// readMemo fills the run from its memo. A key that is missing, or that
+// someone else wrote with another type, stays zero: the run is then judged
+// like one started without a memo, rather than blocking every reconcile.
+func (t *TemporalTrigger) readMemo(memo *commonpb.Memo, r *describedRun) {
 	fields := memo.GetFields()
 	for key, dst := range map[string]any{
 		MemoMachineUID: &r.machineUID,
@@ -229,12 +229,9 @@ func (t *TemporalTrigger) readMemo(memo *commonpb.Memo, r *describedRun) error {
 		MemoForce:      &r.Force,
 	} {
 		if p, ok := fields[key]; ok {
-			if err := t.opts.DataConverter.FromPayload(p, dst); err != nil {
-				return fmt.Errorf("memo %s: %w", key, err)
-			}
+			_ = t.opts.DataConverter.FromPayload(p, dst)
 		}
 	}
-	return nil
 }
 
 // failure reads why a closed run did not complete.

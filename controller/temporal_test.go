@@ -240,6 +240,21 @@ func TestTemporalTrigger(t *testing.T) {
 		g.runs(t, run.WorkflowID, 2)
 	})
 
+	t.Run("a memo of the wrong shape counts as no memo", func(t *testing.T) {
+		id := workflows.ProvisionWorkflowID("ns", "ok-badmemo")
+		run, err := g.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "controller-test",
+			Memo: map[string]any{MemoGeneration: "three", MemoMachineUID: 42}},
+			workflows.ProvisionMachineName, workflows.ProvisionInput{Namespace: "ns", Name: "ok-badmemo"})
+		require.NoError(t, err)
+		require.NoError(t, run.Get(ctx, nil))
+
+		got, err := g.trigger.EnsureProvisioned(ctx, testMachine("ok-badmemo"))
+		require.NoError(t, err)
+		assert.Equal(t, StateCompleted, got.State, "judged by its start time: after the Machine's creation")
+		assert.Zero(t, got.Generation)
+		assert.False(t, got.Started)
+	})
+
 	t.Run("a failed run waits for the backoff or a new generation", func(t *testing.T) {
 		m := testMachine("fail-1")
 		first, err := g.trigger.EnsureProvisioned(ctx, m)
