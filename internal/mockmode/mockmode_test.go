@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vitistack/common/pkg/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kubevirtv1 "kubevirt.io/api/core/v1"
 	"k8s.io/utils/ptr"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/clients"
@@ -93,4 +93,3 @@ func TestSimulatorsBootVMs(t *testing.T) {
 		assert.Contains(c, vmi.Status.Interfaces[0].IP, "10.101.", "demo-b's address pool")
 	}, 30*time.Second, 100*time.Millisecond)
 }
-
