@@ -150,8 +150,43 @@ func checkSettings(t *testing.T, m manifests) {
 		}
 		if name == workerName {
 			checkWorkerConfig(t, m, where, d.Spec.Template.Spec, env)
+		} else {
+			checkControllerArgs(t, where, d.Spec.Template.Spec)
 		}
 	}
+}
+
+// checkControllerArgs checks the controller's flags against its pod:
+// leader election on, the metrics and probe addresses on the ports the
+// Service and the probes use, and a graceful stop within the grace period.
+func checkControllerArgs(t *testing.T, where string, pod corev1.PodSpec) {
+	c := pod.Containers[0]
+	stop, err := time.ParseDuration(flagValue(c.Args, "--stop-timeout"))
+	if assert.NoError(t, err, "%s: --stop-timeout", where) {
+		assert.Less(t, stop, gracePeriod(pod), "%s: --stop-timeout must end before the kubelet kills the pod", where)
+	}
+	assert.Contains(t, c.Args, "--leader-elect", where)
+	assert.NotEmpty(t, flagValue(c.Args, "--leader-election-id"), "%s: --leader-election-id names the Lease its Role grants", where)
+	for flag, portName := range map[string]string{"--metrics-bind-address": "metrics", "--health-probe-bind-address": "probes"} {
+		_, port, err := net.SplitHostPort(flagValue(c.Args, flag))
+		if assert.NoError(t, err, "%s: %s", where, flag) {
+			assert.Equal(t, portNumber(c, portName), port, "%s: %s is not the container port named %s", where, flag, portName)
+		}
+	}
+}
+
+func gracePeriod(pod corev1.PodSpec) time.Duration {
+	return time.Duration(ptr.Deref(pod.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds)) * time.Second
+}
+
+// flagValue returns the value of the flag given as name=value in args.
+func flagValue(args []string, name string) string {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // checkWorkerConfig loads the worker's configuration as cmd/worker does,
@@ -162,8 +197,7 @@ func checkWorkerConfig(t *testing.T, m manifests, where string, pod corev1.PodSp
 	require.NoError(t, err, "%s: the worker rejects its configuration", where)
 	assert.True(t, m.grantsSecretGet(t, cfg.ConfigNamespace, pod.ServiceAccountName),
 		"%s: no RoleBinding lets ServiceAccount %s get Secrets in CONFIG_NAMESPACE %s", where, pod.ServiceAccountName, cfg.ConfigNamespace)
-	grace := time.Duration(ptr.Deref(pod.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds)) * time.Second
-	assert.Less(t, cfg.StopTimeout, grace, "%s: WORKER_STOP_TIMEOUT must end before the kubelet kills the pod", where)
+	assert.Less(t, cfg.StopTimeout, gracePeriod(pod), "%s: WORKER_STOP_TIMEOUT must end before the kubelet kills the pod", where)
 	_, port, err := net.SplitHostPort(cfg.Metrics.Address)
 	require.NoError(t, err, "%s: METRICS_ADDRESS", where)
 	assert.Equal(t, port, portNumber(c, "metrics"), "%s: METRICS_ADDRESS is not the container port named metrics", where)

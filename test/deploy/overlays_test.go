@@ -26,9 +26,7 @@ import (
 var overlayExpectations = map[string]func(t *testing.T, m manifests){
 	"deploy/base": func(t *testing.T, m manifests) {
 		assert.Equal(t, int32(2), ptr.Deref(m.deployment(t, workerName).Spec.Replicas, 0), "worker replicas")
-		controller := m.deployment(t, controllerName)
-		assert.Equal(t, int32(1), ptr.Deref(controller.Spec.Replicas, 0), "controller replicas")
-		assert.Contains(t, controller.Spec.Template.Spec.Containers[0].Args, "--leader-elect")
+		assert.Equal(t, int32(1), ptr.Deref(m.deployment(t, controllerName).Spec.Replicas, 0), "controller replicas")
 		assert.Empty(t, m.ofKind("CustomResourceDefinition"), "the base installs no CRDs")
 		assertTemporal(t, m, false, "")
 	},

@@ -11,6 +11,7 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -30,7 +31,7 @@ const (
 	machineName     = "vm-rbac"
 	cloudInitName   = "vm-rbac-cloud-init"
 	foreignSecret   = "not-for-machineflow"
-	leaseName       = "machineflow-rbac-test"
+	otherLease      = "someone-else"
 )
 
 // operation is one API call made as a ServiceAccount.
@@ -56,6 +57,8 @@ func TestRBAC(t *testing.T) {
 	require.NoError(t, admin.Get(ctx, kubeconfigSecret, &corev1.Secret{}), "testenv registers the cluster's kubeconfig Secret")
 	createFixtures(t, admin)
 	machine := client.ObjectKey{Namespace: tenantNamespace, Name: machineName}
+	leaseName := flagValue(m.deployment(t, controllerName).Spec.Template.Spec.Containers[0].Args, "--leader-election-id")
+	require.NotEmpty(t, leaseName)
 
 	t.Run("worker", func(t *testing.T) {
 		c := impersonate(t, e, "machineflow-worker")
@@ -166,6 +169,21 @@ func TestRBAC(t *testing.T) {
 			})},
 			{"patch a Machine's status", patchMachineStatus(machine)},
 			{"create an Event about a Machine", createEvent(machine)},
+			{"create an events.k8s.io Event about a Machine", func(ctx context.Context, c client.WithWatch) error {
+				return c.Create(ctx, &eventsv1.Event{
+					ObjectMeta:          metav1.ObjectMeta{GenerateName: machine.Name + "-", Namespace: machine.Namespace},
+					EventTime:           metav1.NowMicro(),
+					ReportingController: "machineflow.io/controller",
+					ReportingInstance:   "controller-0",
+					Action:              "Reconcile",
+					Reason:              "RBACTest",
+					Type:                corev1.EventTypeNormal,
+					Regarding: corev1.ObjectReference{
+						APIVersion: v1alpha1.GroupVersion.String(), Kind: "Machine",
+						Namespace: machine.Namespace, Name: machine.Name,
+					},
+				})
+			}},
 			{"create, get and update its leader-election Lease", func(ctx context.Context, c client.WithWatch) error {
 				lease := &coordinationv1.Lease{
 					ObjectMeta: metav1.ObjectMeta{Name: leaseName, Namespace: namespace},
@@ -198,6 +216,13 @@ func TestRBAC(t *testing.T) {
 			}},
 			{"create a Lease outside its namespace", func(ctx context.Context, c client.WithWatch) error {
 				return c.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: leaseName, Namespace: tenantNamespace}})
+			}},
+			{"get another Lease in its namespace", get(client.ObjectKey{Namespace: namespace, Name: otherLease}, &coordinationv1.Lease{})},
+			{"update another Lease in its namespace", func(ctx context.Context, c client.WithWatch) error {
+				return c.Update(ctx, &coordinationv1.Lease{
+					ObjectMeta: metav1.ObjectMeta{Name: otherLease, Namespace: namespace},
+					Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("controller-0")},
+				})
 			}},
 		}
 		check(t, c, allowed, forbidden)
@@ -237,6 +262,7 @@ func createFixtures(t *testing.T, admin client.Client) {
 	fixtures := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenantNamespace}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: foreignSecret, Namespace: metav1.NamespaceSystem}, StringData: map[string]string{"token": "x"}},
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: otherLease, Namespace: namespace}},
 		newMachine(machineName),
 	}
 	for _, ns := range []string{tenantNamespace, optedNamespace} {

@@ -134,9 +134,9 @@ func convert[T any](t testing.TB, o *unstructured.Unstructured) *T {
 	return out
 }
 
-// env is a container's environment as the kubelet assembles it: envFrom
-// first, then env. Values from Secrets are placeholders naming the Secret,
-// which is enough to tell set from unset.
+// env is a container's environment as the kubelet assembles it for a pod in
+// namespace ns: envFrom first, then env. Values from Secrets are
+// placeholders naming the Secret, which is enough to tell set from unset.
 func (m manifests) env(t testing.TB, ns string, c corev1.Container) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -156,6 +156,8 @@ func (m manifests) env(t testing.TB, ns string, c corev1.Container) map[string]s
 			out[e.Name] = e.Value
 		case e.ValueFrom.SecretKeyRef != nil:
 			out[e.Name] = fmt.Sprintf("<Secret %s key %s>", e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			out[e.Name] = ns
 		default:
 			t.Fatalf("%s: container %s: env %s: unexpected valueFrom", m.root, c.Name, e.Name)
 		}
