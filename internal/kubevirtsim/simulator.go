@@ -1,6 +1,7 @@
 package kubevirtsim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,16 +80,19 @@ func New(c client.Client, opts Options) (*Simulator, error) {
 	if !c.Scheme().Recognizes(kubevirtv1.VirtualMachineGroupVersionKind) {
 		return nil, errors.New("kubevirtsim: the client's scheme does not know kubevirt.io/v1 VirtualMachine (build it with internal/scheme)")
 	}
-	for name, d := range map[string]time.Duration{"BootDelay": opts.BootDelay, "TerminationDelay": opts.TerminationDelay, "PollInterval": opts.PollInterval} {
-		if d < 0 {
-			return nil, fmt.Errorf("kubevirtsim: Options.%s is negative (%v)", name, d)
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{"BootDelay", opts.BootDelay}, {"TerminationDelay", opts.TerminationDelay}, {"PollInterval", opts.PollInterval}} {
+		if d.value < 0 {
+			return nil, fmt.Errorf("kubevirtsim: Options.%s is negative (%v)", d.name, d.value)
 		}
 	}
-	opts.BootDelay = orDefault(opts.BootDelay, DefaultBootDelay)
-	opts.TerminationDelay = orDefault(opts.TerminationDelay, DefaultTerminationDelay)
-	opts.PollInterval = orDefault(opts.PollInterval, DefaultPollInterval)
-	opts.AddressPool = orDefault(opts.AddressPool, DefaultAddressPool)
-	opts.NodeName = orDefault(opts.NodeName, DefaultNodeName)
+	opts.BootDelay = cmp.Or(opts.BootDelay, DefaultBootDelay)
+	opts.TerminationDelay = cmp.Or(opts.TerminationDelay, DefaultTerminationDelay)
+	opts.PollInterval = cmp.Or(opts.PollInterval, DefaultPollInterval)
+	opts.AddressPool = cmp.Or(opts.AddressPool, DefaultAddressPool)
+	opts.NodeName = cmp.Or(opts.NodeName, DefaultNodeName)
 	pool, err := newAddressPool(opts.AddressPool)
 	if err != nil {
 		return nil, fmt.Errorf("kubevirtsim: Options.AddressPool: %w", err)
@@ -100,14 +104,6 @@ func New(c client.Client, opts Options) (*Simulator, error) {
 		booting:     map[types.UID]time.Time{},
 		terminating: map[types.UID]time.Time{},
 	}, nil
-}
-
-func orDefault[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Run polls and reconciles until ctx is done, then returns nil. It returns an
@@ -178,7 +174,7 @@ func (s *Simulator) tick(ctx context.Context) error {
 		}
 		vm := vmByKey[client.ObjectKeyFromObject(vmi)]
 		if vm == nil || vm.UID != owner.UID {
-			s.collectOrphan(ctx, vmi)
+			s.collectOrphan(ctx, vmi, now)
 			continue
 		}
 		if vmi.DeletionTimestamp != nil {
@@ -234,14 +230,14 @@ func (s *Simulator) seedAddresses(vmis []kubevirtv1.VirtualMachineInstance) {
 
 // collectOrphan deletes a VMI whose VM is gone, standing in for the garbage
 // collector that envtest does not run.
-func (s *Simulator) collectOrphan(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) {
+func (s *Simulator) collectOrphan(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, now time.Time) {
 	if vmi.DeletionTimestamp == nil {
 		if err := s.c.Delete(ctx, vmi); client.IgnoreNotFound(err) != nil {
 			s.log.Error(err, "deleting orphaned VirtualMachineInstance", "vmi", klog.KObj(vmi))
 		}
 		return
 	}
-	s.terminate(ctx, vmi, time.Now())
+	s.terminate(ctx, vmi, now)
 }
 
 // terminate lets a deleted VMI go once TerminationDelay has passed.

@@ -1,6 +1,7 @@
 package kubevirtsim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -142,7 +143,7 @@ func vmiStatus(vmi *kubevirtv1.VirtualMachineInstance, f Failure, phase kubevirt
 		ip := addrs[i].String()
 		st.Interfaces = append(st.Interfaces, kubevirtv1.VirtualMachineInstanceNetworkInterface{
 			Name:          iface.Name,
-			MAC:           orDefault(iface.MacAddress, stableMAC(vmi, iface.Name)),
+			MAC:           cmp.Or(iface.MacAddress, stableMAC(vmi, iface.Name)),
 			IP:            ip,
 			IPs:           []string{ip},
 			InterfaceName: fmt.Sprintf("eth%d", i),
