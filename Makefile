@@ -85,3 +85,12 @@ run: tools
 	@echo ">> building $(addprefix bin/,$(RUN_BINARIES)) (the first build takes a few minutes; packages are listed as they compile)"
 	$(GO) build -v -o $(BIN)/ $(addprefix ./cmd/,$(RUN_BINARIES))
 	@exec $(BIN)/run $(RUN_FLAGS)
+
+# histories re-records workflows/testdata/*.json, the histories TestReplay
+# replays (workflows/doc.go, "Changing workflow code"): the real workflows
+# and activities on the Temporal dev server against the API servers and the
+# KubeVirt simulator, one history per main path, then a replay of them all.
+# Run it after a deliberate, versioned workflow change; about a minute.
+.PHONY: histories
+histories: tools
+	MACHINEFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -timeout 10m -run '^TestRecordHistories$$' -v ./workflows
