@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,41 +21,38 @@ import (
 
 const fieldOwner = client.FieldOwner("machineflow-deploy-test")
 
-// env is the API servers every test in this package shares; nil under
-// -short.
-var env *testenv.Env
+// The API servers are started by the first test that needs them and
+// shared by the rest; TestMain stops them.
+var (
+	envOnce sync.Once
+	env     *testenv.Env
+	envErr  error
+)
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	if testing.Short() {
-		return m.Run()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	// One KubeVirt cluster is the fewest testenv starts; only the
-	// supervisor is used.
-	if env, err = testenv.Start(ctx, testenv.Options{Clusters: 1}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	if env != nil {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
 	}
-	return code
+	os.Exit(code)
 }
 
 func needEnv(t *testing.T) *testenv.Env {
 	t.Helper()
-	if env == nil {
+	if testing.Short() {
 		t.Skip("skipped with -short: needs the testenv API servers (`make tools`)")
 	}
+	envOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		// One KubeVirt cluster is the fewest testenv starts; only the
+		// supervisor is used.
+		env, envErr = testenv.Start(ctx, testenv.Options{Clusters: 1})
+	})
+	require.NoError(t, envErr)
 	return env
 }
 

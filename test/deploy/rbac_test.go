@@ -60,14 +60,18 @@ func TestRBAC(t *testing.T) {
 	leaseName := flagValue(m.deployment(t, controllerName).Spec.Template.Spec.Containers[0].Args, "--leader-election-id")
 	require.NotEmpty(t, leaseName)
 
+	// Both read Machines the way a controller-runtime client does.
+	machineReads := []operation{
+		{"get a Machine", get(machine, &v1alpha1.Machine{})},
+		{"list Machines in every namespace", func(ctx context.Context, c client.WithWatch) error {
+			return c.List(ctx, &v1alpha1.MachineList{})
+		}},
+		{"watch Machines", watch(&v1alpha1.MachineList{})},
+	}
+
 	t.Run("worker", func(t *testing.T) {
-		c := impersonate(t, e, "machineflow-worker")
-		allowed := []operation{
-			{"get a Machine", get(machine, &v1alpha1.Machine{})},
-			{"list Machines in every namespace", func(ctx context.Context, c client.WithWatch) error {
-				return c.List(ctx, &v1alpha1.MachineList{})
-			}},
-			{"watch Machines", watch(&v1alpha1.MachineList{})},
+		c := impersonate(t, e, workerName)
+		allowed := slices.Concat(machineReads, []operation{
 			{"patch a Machine's placement annotation", patchMachine(machine, func(m *v1alpha1.Machine) {
 				metav1.SetMetaDataAnnotation(&m.ObjectMeta, names.PlacementAnnotation, e.Clusters[0].Name)
 			})},
@@ -116,7 +120,7 @@ func TestRBAC(t *testing.T) {
 			{"get a cloud-init Secret in a namespace that opted in", get(client.ObjectKey{Namespace: optedNamespace, Name: cloudInitName}, &corev1.Secret{})},
 			{"get a cloud-init ConfigMap in a namespace that opted in", get(client.ObjectKey{Namespace: optedNamespace, Name: cloudInitName}, &corev1.ConfigMap{})},
 			{"create an Event about a Machine", createEvent(machine)},
-		}
+		})
 		forbidden := []operation{
 			{"list Secrets in the config namespace", func(ctx context.Context, c client.WithWatch) error {
 				return c.List(ctx, &corev1.SecretList{}, client.InNamespace(e.ConfigNamespace))
@@ -149,13 +153,8 @@ func TestRBAC(t *testing.T) {
 	})
 
 	t.Run("controller", func(t *testing.T) {
-		c := impersonate(t, e, "machineflow-controller")
-		allowed := []operation{
-			{"get a Machine", get(machine, &v1alpha1.Machine{})},
-			{"list Machines in every namespace", func(ctx context.Context, c client.WithWatch) error {
-				return c.List(ctx, &v1alpha1.MachineList{})
-			}},
-			{"watch Machines", watch(&v1alpha1.MachineList{})},
+		c := impersonate(t, e, controllerName)
+		allowed := slices.Concat(machineReads, []operation{
 			{"update a Machine's finalizers", func(ctx context.Context, c client.WithWatch) error {
 				var m v1alpha1.Machine
 				if err := c.Get(ctx, machine, &m); err != nil {
@@ -198,7 +197,7 @@ func TestRBAC(t *testing.T) {
 				lease.Spec.HolderIdentity = ptr.To("controller-1")
 				return c.Update(ctx, lease)
 			}},
-		}
+		})
 		forbidden := []operation{
 			{"get a kubeconfig Secret in the config namespace", get(kubeconfigSecret, &corev1.Secret{})},
 			{"get a Secret in kube-system", get(client.ObjectKey{Namespace: metav1.NamespaceSystem, Name: foreignSecret}, &corev1.Secret{})},

@@ -213,3 +213,16 @@ func TestEveryComponentIsRendered(t *testing.T) {
 		require.True(t, seen[d], "component %s is used by no overlay in deploy/overlays or test/deploy/testdata/overlays", d)
 	}
 }
+
+// BenchmarkRender reports the cost of rendering each kustomization, which
+// every test here pays once per root.
+func BenchmarkRender(b *testing.B) {
+	for _, r := range roots(b) {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				render(b, r)
+			}
+		})
+	}
+}
