@@ -159,12 +159,12 @@ func TestServerSideDryRunRejects(t *testing.T) {
 	t.Run("unknown field", func(t *testing.T) {
 		obj := worker.DeepCopy()
 		require.NoError(t, unstructured.SetNestedField(obj.Object, int64(2), "spec", "replica"))
-		assert.ErrorContains(t, apply(t.Context(), c, obj, true), "replica")
+		assert.ErrorContains(t, apply(t.Context(), c, obj, true), ".spec.replica: field not declared in schema")
 	})
 	t.Run("unknown ServiceMonitor field", func(t *testing.T) {
 		obj := sm.DeepCopy()
 		require.NoError(t, unstructured.SetNestedField(obj.Object, "30s", "spec", "interval"))
-		assert.ErrorContains(t, apply(t.Context(), c, obj, true), "interval")
+		assert.ErrorContains(t, apply(t.Context(), c, obj, true), ".spec.interval: field not declared in schema")
 	})
 	t.Run("privilege escalation", func(t *testing.T) {
 		obj := worker.DeepCopy()
