@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,16 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func newTestRunner(t *testing.T) (*runner, *syncBuffer) {
+func newTestRunner(t *testing.T) (*runner, *capture) {
 	t.Helper()
-	buf := &syncBuffer{}
-	r := &runner{out: &output{w: buf}, log: slog.New(slog.DiscardHandler)}
+	c := &capture{}
+	c.out = &output{w: &c.buf}
+	r := &runner{out: c.out, log: slog.New(slog.DiscardHandler)}
 	t.Cleanup(func() {
 		for _, p := range r.procs {
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		}
 	})
-	return r, buf
+	return r, c
 }
 
 func TestPrefixedOutput(t *testing.T) {
@@ -136,25 +136,20 @@ func TestDescendants(t *testing.T) {
 	require.Eventually(t, func() bool { return !tree[0].Alive() && !tree[1].Alive() }, 5*time.Second, 50*time.Millisecond)
 }
 
-// syncBuffer lets the test read what the children write concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
+// capture is what the runner's output wrote, read under the output's own
+// lock since the children write concurrently.
+type capture struct {
+	out *output
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func (c *capture) String() string {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	return c.buf.String()
 }
 
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func waitOutput(t *testing.T, buf *syncBuffer, want string) {
+func waitOutput(t *testing.T, buf *capture, want string) {
 	t.Helper()
 	require.Eventually(t, func() bool { return strings.Contains(buf.String(), want) }, 10*time.Second, 20*time.Millisecond, "output %q", want)
 }
