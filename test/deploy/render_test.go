@@ -24,7 +24,6 @@ const (
 	namespace        = "machineflow-system"
 	workerName       = "machineflow-worker"
 	controllerName   = "machineflow-controller"
-	configMapName    = "machineflow-config"
 	temporalDevName  = "temporal-dev"
 	mtlsSecretName   = "machineflow-temporal-tls"
 	apiKeySecretName = "machineflow-temporal-api-key"
