@@ -56,14 +56,6 @@ func (p *process) exited() bool {
 	}
 }
 
-// exitError describes how a process ended, for errors.
-func (p *process) exitError() error {
-	if p.err == nil {
-		return fmt.Errorf("%s exited", p.name)
-	}
-	return fmt.Errorf("%s exited: %w", p.name, p.err)
-}
-
 // stop asks the process to stop with SIGTERM and waits up to grace, then
 // kills it. Whatever it started and left behind (found in /proc before the
 // signal) is killed and reported: a clean child leaves nothing.
@@ -114,7 +106,7 @@ func (r *runner) reap(p *process, tree []Proc) error {
 		}
 	}
 	if p.err != nil {
-		errs = append(errs, p.exitError())
+		errs = append(errs, fmt.Errorf("%s exited: %w", p.name, p.err))
 	}
 	return errors.Join(errs...)
 }

@@ -141,7 +141,8 @@ func Run(ctx context.Context, opts Options) (err error) {
 	r.banner()
 
 	if p := waitAny(ctx, r.procs); p != nil {
-		return fmt.Errorf("%w; stopping everything", p.exitError())
+		// Its exit status is reported when it is reaped with the rest.
+		return fmt.Errorf("%s exited unexpectedly, stopped everything", p.name)
 	}
 	r.log.Info("interrupted, stopping (press Ctrl-C again to kill)")
 	return nil
@@ -378,7 +379,7 @@ func (r *runner) waitFor(ctx context.Context, p *process, what string, ready fun
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-p.done:
-			return fmt.Errorf("waiting for %s: %w", what, p.exitError())
+			return fmt.Errorf("waiting for %s: %s exited first (see its output above)", what, p.name)
 		case <-deadline.C:
 			return fmt.Errorf("waiting for %s: not ready after %s", what, r.opts.StartTimeout)
 		case <-tick.C:
