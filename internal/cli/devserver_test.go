@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ type devEnv struct {
 	env    map[string]string
 }
 
-func newDevEnv(t *testing.T) *devEnv {
+func newDevEnv(t testing.TB) *devEnv {
 	srv := devtemporal.New(t)
 	fakes := newFakeActivities()
 	w := worker.New(srv.Client(), workflows.DefaultTaskQueue, worker.Options{})
@@ -301,5 +302,36 @@ func TestOnDevServer(t *testing.T) {
 		require.Equal(t, ExitOK, code)
 		code, _, _ = d.run(t, "schedule", "delete")
 		assert.Equal(t, ExitNotFound, code)
+	})
+}
+
+// BenchmarkProvisionWait is the starter's overhead around a workflow:
+// `provision --wait` of a Machine whose activities return at once (argument
+// parsing, dialing, the start, status polls and the result) against the
+// same workflow started and awaited with the SDK directly, on the dev
+// server.
+func BenchmarkProvisionWait(b *testing.B) {
+	d := newDevEnv(b)
+	b.Run("starter", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			code, _, stderr := runCLI(b.Context(), d.env, "provision", fmt.Sprintf("default/cli-%d", i), "--wait", "--poll-interval", "50ms")
+			if code != ExitOK {
+				b.Fatalf("exit %d: %s", code, stderr)
+			}
+		}
+	})
+	b.Run("sdk", func(b *testing.B) {
+		b.ReportAllocs()
+		starter := workflows.Starter{Client: d.client}
+		for i := 0; b.Loop(); i++ {
+			run, err := starter.StartProvision(b.Context(), workflows.ProvisionInput{Namespace: "default", Name: fmt.Sprintf("sdk-%d", i)})
+			if err == nil {
+				err = run.Get(b.Context(), nil)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }

@@ -35,9 +35,10 @@ import (
 
 // outcome is the part of `starter ... --wait -o json` the tests read.
 type outcome[R any] struct {
-	WorkflowID string `json:"workflowId"`
-	Status     string `json:"status"`
-	Result     R      `json:"result"`
+	WorkflowID string   `json:"workflowId"`
+	Status     string   `json:"status"`
+	Steps      []string `json:"steps"`
+	Result     R        `json:"result"`
 }
 
 func decode[T any](t *testing.T, stdout string) T {
@@ -288,9 +289,11 @@ func TestWorkerRestartMidProvisioning(t *testing.T) {
 
 	st.worker, err = st.startWorker()
 	require.NoError(t, err, "restarting the worker")
-	code, stdout, stderr := st.starter(t, "provision", ns+"/slow-boot", "--wait", "--timeout", "2m", "-o", "json")
+	code, stdout, stderr := st.starter(t, "provision", ns+"/slow-boot", "--wait", "--timeout", "2m", "--poll-interval", "200ms", "-o", "json")
 	require.Equal(t, 0, code, stderr)
-	assert.Equal(t, "Completed", decode[outcome[workflows.ProvisionResult]](t, stdout).Status)
+	o := decode[outcome[workflows.ProvisionResult]](t, stdout)
+	assert.Equal(t, "Completed", o.Status)
+	assert.Contains(t, o.Steps, activities.WaitForVirtualMachineName, "the starter attached to the run and showed the step in progress")
 	assert.Equal(t, v1alpha1.MachinePhaseRunning, st.getMachine(t, ns, "slow-boot").Status.Phase)
 
 	vms := &kubevirtv1.VirtualMachineList{}
@@ -407,6 +410,35 @@ func scrape(t *testing.T, url string) string {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return string(body)
+}
+
+// TestStarterErrors: the starter binary's failures are one line each with
+// the documented exit code, and no stack trace.
+func TestStarterErrors(t *testing.T) {
+	st := need(t)
+	closed, err := freeAddr()
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown Machine", nil, []string{"status", "e2e-lifecycle/nobody"}, 3, "error: no workflow for Machine e2e-lifecycle/nobody"},
+		{"malformed Machine", nil, []string{"provision", "nobody"}, 2, `error: Machine "nobody": want NAMESPACE/NAME`},
+		{"bad flag", nil, []string{"list", "--phase", "Booting"}, 2, `error: --phase "Booting"`},
+		{"unreachable Temporal", []string{"TEMPORAL_ADDRESS=" + closed, "TEMPORAL_CONNECT_TIMEOUT=5s"}, []string{"list"}, 4, "error: connecting to Temporal at " + closed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := st.starterWithEnv(t, tc.env, tc.args...)
+			assert.Equal(t, tc.code, code, stderr)
+			assert.Empty(t, stdout)
+			assert.True(t, strings.HasPrefix(stderr, tc.want), stderr)
+			assert.LessOrEqual(t, strings.Count(stderr, "\n"), 2, "one error line, plus a usage hint for usage errors: %s", stderr)
+			assert.NotContains(t, stderr, "goroutine ")
+		})
+	}
 }
 
 // unreachableKubeconfig points at a port nothing listens on.

@@ -342,6 +342,13 @@ func tail(path string, n int) string {
 // supervisor and returns its exit code and output.
 func (st *suite) starter(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return st.starterWithEnv(t, nil, args...)
+}
+
+// starterWithEnv is starter with extra environment variables, which win
+// over the suite's.
+func (st *suite) starterWithEnv(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	// Not t.Context(): cleanups run the starter too, after it is cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -351,6 +358,7 @@ func (st *suite) starter(t *testing.T, args ...string) (code int, stdout, stderr
 		"TEMPORAL_ADDRESS=" + st.temporal.FrontendHostPort(),
 		"KUBECONFIG=" + st.kubeconfig,
 	}
+	cmd.Env = append(cmd.Env, env...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
