@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -236,6 +237,16 @@ func TestOnDevServer(t *testing.T) {
 			_, stdout, _ := d.run(t, "status", "default/"+machineStuck)
 			return strings.Contains(stdout, "Step:            DeleteVirtualMachine")
 		}, 30*time.Second, 200*time.Millisecond, "the deprovision retries deleting the VM on the unreachable cluster")
+
+		code, _, stderr := d.run(t, "deprovision", "default/"+machineStuck, "--wait", "--timeout", "1s")
+		assert.Equal(t, ExitTimeout, code)
+		assert.Equal(t, "error: workflow deprovision/default/stuck still running after --timeout 1s\n", stderr)
+
+		ctx, interrupt := context.WithCancel(t.Context()) // what Ctrl-C does in cmd/starter
+		time.AfterFunc(500*time.Millisecond, interrupt)
+		code, _, stderr = runCLI(ctx, d.env, "deprovision", "default/"+machineStuck, "--wait")
+		assert.Equal(t, ExitFailed, code)
+		assert.Equal(t, "error: stopped waiting (context canceled); workflow deprovision/default/stuck keeps running\n", stderr)
 
 		code, stdout, stderr := d.run(t, "deprovision", "default/"+machineStuck, "--force", "--wait", "--poll-interval", "100ms")
 		require.Equal(t, ExitOK, code, stderr)

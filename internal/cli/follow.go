@@ -62,7 +62,7 @@ type Outcome struct {
 func (a *app) follow(ctx context.Context, c client.Client, run client.WorkflowRun, w waitFlags, poll bool, result any) (Outcome, error) {
 	if w.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, w.timeout, errWaitTimeout)
 		defer cancel()
 	}
 	o := Outcome{WorkflowID: run.GetID(), RunID: run.GetRunID()}
@@ -79,10 +79,11 @@ func (a *app) follow(ctx context.Context, c client.Client, run client.WorkflowRu
 	wg.Wait()
 
 	if ctx.Err() != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(context.Cause(ctx), errWaitTimeout) {
 			return o, withCode(ExitTimeout, fmt.Errorf("workflow %s still running after --timeout %s", run.GetID(), w.timeout))
 		}
-		return o, fmt.Errorf("waiting for workflow %s: %w", run.GetID(), ctx.Err())
+		// Interrupted (Ctrl-C): the workflow is not affected.
+		return o, withCode(ExitFailed, fmt.Errorf("stopped waiting (%w); workflow %s keeps running", ctx.Err(), run.GetID()))
 	}
 	if err == nil {
 		o.Status, o.Result = "Completed", result
@@ -133,7 +134,8 @@ func (a *app) pollSteps(ctx context.Context, c client.Client, run client.Workflo
 		p, err := queryProgress(ctx, c, run.GetID(), run.GetRunID())
 		if err != nil {
 			// A query fails while no worker runs; the result still comes.
-			if msg := oneLine(err); msg != lastQuery && ctx.Err() == nil {
+			// One cut short by the end of the wait says nothing.
+			if msg := oneLine(err); msg != lastQuery && !expired(ctx) {
 				fmt.Fprintf(a.errOut, "note: status query failed (is a worker running?): %s\n", msg)
 				lastQuery = msg
 			}
@@ -153,6 +155,16 @@ func (a *app) pollSteps(ctx context.Context, c client.Client, run client.Workflo
 		case <-ticker.C:
 		}
 	}
+}
+
+// errWaitTimeout is the cause of a wait's end by --timeout.
+var errWaitTimeout = errors.New("--timeout elapsed")
+
+// expired reports whether ctx has ended or reached its deadline; the
+// deadline can pass a moment before ctx.Err is set.
+func expired(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(deadline))
 }
 
 // stepWriter is where steps go: with the result in table mode, to stderr
