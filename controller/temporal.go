@@ -272,7 +272,7 @@ func (t *TemporalTrigger) start(ctx context.Context, kind workflowKind, m *v1alp
 	if kind == deprovisionKind {
 		memo[MemoForce] = force
 	}
-	starter := workflows.Starter{Client: memoClient{Client: t.client, memo: memo}, TaskQueue: t.opts.TaskQueue}
+	starter := workflows.Starter{Client: t.client, TaskQueue: t.opts.TaskQueue}
 	var (
 		run client.WorkflowRun
 		err error
@@ -282,9 +282,9 @@ func (t *TemporalTrigger) start(ctx context.Context, kind workflowKind, m *v1alp
 		if t.opts.BootTimeout > 0 {
 			in.BootTimeout = t.opts.BootTimeout.String()
 		}
-		run, err = starter.StartProvision(ctx, in)
+		run, err = starter.StartProvision(ctx, in, workflows.WithMemo(memo))
 	} else {
-		run, err = starter.StartDeprovision(ctx, workflows.DeprovisionInput{Namespace: m.Namespace, Name: m.Name, Force: force})
+		run, err = starter.StartDeprovision(ctx, workflows.DeprovisionInput{Namespace: m.Namespace, Name: m.Name, Force: force}, workflows.WithMemo(memo))
 	}
 	if err != nil {
 		return Run{}, err
@@ -363,16 +363,4 @@ func (t *TemporalTrigger) Progress(ctx context.Context, namespace, name string) 
 	}
 	p.Step = &step
 	return p, nil
-}
-
-// memoClient adds a memo to the runs workflows.Starter starts, which keeps
-// the Starter the one place that knows IDs, timeouts and policies.
-type memoClient struct {
-	client.Client
-	memo map[string]any
-}
-
-func (c memoClient) ExecuteWorkflow(ctx context.Context, opts client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error) {
-	opts.Memo = c.memo
-	return c.Client.ExecuteWorkflow(ctx, opts, workflow, args...)
 }

@@ -14,6 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/mocks"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -35,7 +36,7 @@ func TestBackoffDoublesUpToMax(t *testing.T) {
 }
 
 func TestNewTemporalTriggerRejectsBadOptions(t *testing.T) {
-	srvless := memoClient{} // any non-nil client.Client will do: nothing is called
+	srvless := mocks.NewClient(t) // fails the test if the trigger calls it
 	_, err := NewTemporalTrigger(nil, TemporalTriggerOptions{})
 	require.EqualError(t, err, "controller.NewTemporalTrigger: Temporal client is nil")
 

@@ -62,27 +62,57 @@ type Starter struct {
 	TaskQueue string
 }
 
+// StartOption adds to what a Starter sets on a run. IDs, timeouts and
+// policies stay the Starter's: an option cannot change them.
+type StartOption func(*startExtras)
+
+// startExtras are what the options may set.
+type startExtras struct {
+	memo map[string]any
+}
+
+// WithMemo sets the run's memo: values that DescribeWorkflow returns and
+// the UI shows, e.g. the controller's record of which Machine object and
+// generation a run is for. Like inputs, a memo is readable by anyone with
+// UI access: never put secret material in it.
+func WithMemo(memo map[string]any) StartOption {
+	return func(x *startExtras) { x.memo = memo }
+}
+
 // StartProvision starts ProvisionMachine for a Machine, or returns the run
-// that is already open for it.
-func (s Starter) StartProvision(ctx context.Context, in ProvisionInput) (client.WorkflowRun, error) {
+// that is already open for it (with the memo it was started with).
+func (s Starter) StartProvision(ctx context.Context, in ProvisionInput, opts ...StartOption) (client.WorkflowRun, error) {
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("provision Machine %s/%s: %w", in.Namespace, in.Name, err)
 	}
 	boot, _ := in.bootTimeout() // validated above
-	opts := s.options(ProvisionWorkflowID(in.Namespace, in.Name), boot+provisionTimeoutOverBoot)
-	opts.TypedSearchAttributes = temporal.NewSearchAttributes(machineSearchAttributes(in.Namespace, in.Name)...)
-	return s.start(ctx, opts, ProvisionMachineName, in)
+	o := s.machineOptions(ProvisionWorkflowID(in.Namespace, in.Name), boot+provisionTimeoutOverBoot, in.Namespace, in.Name, opts)
+	return s.start(ctx, o, ProvisionMachineName, in)
 }
 
 // StartDeprovision starts DeprovisionMachine for a Machine, or returns the
-// run that is already open for it.
-func (s Starter) StartDeprovision(ctx context.Context, in DeprovisionInput) (client.WorkflowRun, error) {
+// run that is already open for it (with the memo it was started with).
+func (s Starter) StartDeprovision(ctx context.Context, in DeprovisionInput, opts ...StartOption) (client.WorkflowRun, error) {
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("deprovision Machine %s/%s: %w", in.Namespace, in.Name, err)
 	}
-	opts := s.options(DeprovisionWorkflowID(in.Namespace, in.Name), deprovisionTimeout)
-	opts.TypedSearchAttributes = temporal.NewSearchAttributes(machineSearchAttributes(in.Namespace, in.Name)...)
-	return s.start(ctx, opts, DeprovisionMachineName, in)
+	o := s.machineOptions(DeprovisionWorkflowID(in.Namespace, in.Name), deprovisionTimeout, in.Namespace, in.Name, opts)
+	return s.start(ctx, o, DeprovisionMachineName, in)
+}
+
+// machineOptions are the options of a run for one Machine: the common
+// ones, its search attributes and what the caller's options add.
+func (s Starter) machineOptions(id string, timeout time.Duration, namespace, name string, opts []StartOption) client.StartWorkflowOptions {
+	o := s.options(id, timeout)
+	o.TypedSearchAttributes = temporal.NewSearchAttributes(machineSearchAttributes(namespace, name)...)
+	var x startExtras
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&x)
+		}
+	}
+	o.Memo = x.memo
+	return o
 }
 
 // StartHealthCheck starts ClusterHealthCheck now, or returns the run that

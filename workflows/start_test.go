@@ -80,6 +80,29 @@ func TestStarterDeprovisionAndHealthCheckOptions(t *testing.T) {
 	require.Equal(t, "other", action.TaskQueue)
 }
 
+func TestStarterSetsTheCallersMemoOnly(t *testing.T) {
+	c := mocks.NewClient(t)
+	s := Starter{Client: c}
+	memo := map[string]any{"machineUID": "uid-1", "attempt": 2}
+
+	opts, _ := started(t, c)
+	_, err := s.StartProvision(context.Background(), ProvisionInput{Namespace: "default", Name: "vm1"}, WithMemo(memo))
+	require.NoError(t, err)
+	require.Equal(t, memo, opts.Memo)
+	require.Equal(t, "provision/default/vm1", opts.ID, "an option leaves the ID as it is")
+
+	opts, _ = started(t, c)
+	_, err = s.StartDeprovision(context.Background(), DeprovisionInput{Namespace: "default", Name: "vm1"}, nil, WithMemo(memo))
+	require.NoError(t, err)
+	require.Equal(t, memo, opts.Memo)
+	require.Equal(t, deprovisionTimeout, opts.WorkflowExecutionTimeout)
+
+	opts, _ = started(t, c)
+	_, err = s.StartProvision(context.Background(), ProvisionInput{Namespace: "default", Name: "vm2"})
+	require.NoError(t, err)
+	require.Nil(t, opts.Memo, "no option, no memo")
+}
+
 func TestStarterRejectsBadInputWithoutCallingTemporal(t *testing.T) {
 	c := mocks.NewClient(t) // fails the test on any unexpected call
 	s := Starter{Client: c}
