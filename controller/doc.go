@@ -25,7 +25,7 @@
 //     deprovision, which force restarts at once.
 //   - The reconciler does not poll. Workflows write the Machine's status
 //     themselves; a reconcile runs when the Machine's generation,
-//     deletion, finalizers or ForceDeprovisionAnnotation change
+//     deletion, finalizers or names.ForceDeprovisionAnnotation change
 //     (MachinePredicate lets no status-only update through), and on its own
 //     requeues: while a run is open, after as long as the run has been
 //     running (a doubling interval kept without state, within RequeueMin

@@ -21,11 +21,6 @@ import (
 	"github.com/machineflow/machineflow/workflows"
 )
 
-// ForceDeprovisionAnnotation set to "true" on a Machine makes its
-// deprovision give up on remote cleanup that fails (a KubeVirt cluster
-// that is gone for good), so the finalizer is released.
-const ForceDeprovisionAnnotation = "machineflow.io/force-deprovision"
-
 // Defaults of MachineReconciler.
 const (
 	DefaultRequeueMin       = 2 * time.Second
@@ -82,7 +77,7 @@ func (r *MachineReconciler) SetupWithManager(mgr ctrl.Manager, opts crcontroller
 // MachinePredicate passes the Machine events a reconcile acts on: Machines
 // of ours (provider "" or kubevirt, or carrying our finalizer) when they
 // appear, and changes to their generation, deletion, finalizers, provider
-// or ForceDeprovisionAnnotation. Status-only updates, which the workflows
+// or names.ForceDeprovisionAnnotation. Status-only updates, which the workflows
 // write, do not pass.
 func MachinePredicate() predicate.Predicate {
 	return predicate.Funcs{
@@ -97,7 +92,7 @@ func MachinePredicate() predicate.Predicate {
 			return o.GetGeneration() != n.GetGeneration() ||
 				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
 				!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
-				o.GetAnnotations()[ForceDeprovisionAnnotation] != n.GetAnnotations()[ForceDeprovisionAnnotation]
+				o.GetAnnotations()[names.ForceDeprovisionAnnotation] != n.GetAnnotations()[names.ForceDeprovisionAnnotation]
 		},
 	}
 }
@@ -149,7 +144,7 @@ func (r *MachineReconciler) reconcileProvision(ctx context.Context, m *v1alpha1.
 }
 
 func (r *MachineReconciler) reconcileDelete(ctx context.Context, m *v1alpha1.Machine) (ctrl.Result, error) {
-	force := m.Annotations[ForceDeprovisionAnnotation] == "true"
+	force := m.Annotations[names.ForceDeprovisionAnnotation] == "true"
 	run, err := r.Trigger.EnsureDeprovisioned(ctx, m, force)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("ensure Machine %s/%s is deprovisioned: %w", m.Namespace, m.Name, err)

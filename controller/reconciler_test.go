@@ -332,7 +332,7 @@ func TestFailedDeprovisionIsVisibleAndRetriedWithBoundedBackoff(t *testing.T) {
 
 func TestForceAnnotationForcesTheDeprovision(t *testing.T) {
 	g := newRig(t, nil, machine("m1", deleting, func(m *v1alpha1.Machine) {
-		m.Annotations = map[string]string{ForceDeprovisionAnnotation: "true"}
+		m.Annotations = map[string]string{names.ForceDeprovisionAnnotation: "true"}
 	}))
 	g.reconcile(t, "m1")
 	calls := g.trigger.Snapshot().EnsureDeprovisioned
@@ -370,7 +370,7 @@ func TestMachinePredicate(t *testing.T) {
 		"generation":           {base, changed(func(m *v1alpha1.Machine) { m.Generation = 2 }), true},
 		"deletion":             {base, changed(func(m *v1alpha1.Machine) { m.DeletionTimestamp = &metav1.Time{Time: t0} }), true},
 		"finalizers":           {base, changed(func(m *v1alpha1.Machine) { m.Finalizers = nil }), true},
-		"force annotation":     {base, changed(func(m *v1alpha1.Machine) { m.Annotations = map[string]string{ForceDeprovisionAnnotation: "true"} }), true},
+		"force annotation":     {base, changed(func(m *v1alpha1.Machine) { m.Annotations = map[string]string{names.ForceDeprovisionAnnotation: "true"} }), true},
 		"other annotation":     {base, changed(func(m *v1alpha1.Machine) { m.Annotations = map[string]string{"x": "y"} }), false},
 		"other provider":       {machine("a", func(m *v1alpha1.Machine) { m.Spec.Provider = "aws" }), machine("a", func(m *v1alpha1.Machine) { m.Spec.Provider = "aws"; m.Generation = 2 }), false},
 		"provider changed off": {base, changed(func(m *v1alpha1.Machine) { m.Spec.Provider = "aws"; m.Generation = 2 }), true},

@@ -27,6 +27,11 @@ const (
 	// KubeconfigSecretKey is the data key of a KubevirtConfig's Secret.
 	KubeconfigSecretKey = "kubeconfig"
 
+	// ForceDeprovisionAnnotation set to "true" on a Machine makes its
+	// deprovision give up on remote cleanup that fails (a KubeVirt cluster
+	// that is gone for good), so the finalizer is released.
+	ForceDeprovisionAnnotation = "machineflow.io/force-deprovision"
+
 	// VMAnnotationPrefix marks Machine annotations that are copied verbatim
 	// onto the VirtualMachine, so users can pass hints to KubeVirt (and tests
 	// to the simulator) without a new API field.
