@@ -48,7 +48,7 @@ type managerOptions struct {
 	MetricsAddress string
 	// ProbeAddress serves /healthz and /readyz (HEALTH_PROBE_BIND_ADDRESS).
 	ProbeAddress string
-	// LeaderElect lets one replica reconcile at a time (--leader-elect).
+	// LeaderElect lets one replica reconcile at a time (LEADER_ELECT).
 	LeaderElect             bool
 	LeaderElectionID        string
 	LeaderElectionNamespace string
@@ -77,7 +77,7 @@ func load(args []string, lookup func(string) (string, bool), usage io.Writer) (c
 	b.Duration(&c.Controller.RequeueMax, "requeue-max", "REQUEUE_MAX", controller.DefaultRequeueMax, "longest wait before looking again at an open workflow")
 	b.String(&c.Manager.MetricsAddress, "metrics-bind-address", "METRICS_BIND_ADDRESS", defaultMetricsAddress, "listen address of /metrics; 0 turns it off")
 	b.String(&c.Manager.ProbeAddress, "health-probe-bind-address", "HEALTH_PROBE_BIND_ADDRESS", defaultProbeAddress, "listen address of /healthz and /readyz")
-	fs.BoolVar(&c.Manager.LeaderElect, "leader-elect", true, "elect one active replica through a Lease; turn off only for a single local instance")
+	b.Bool(&c.Manager.LeaderElect, "leader-elect", "LEADER_ELECT", true, "elect one active replica through a Lease; turn off only for a single local instance")
 	b.String(&c.Manager.LeaderElectionID, "leader-election-id", "LEADER_ELECTION_ID", defaultLeaderElectionID, "name of the leader election Lease")
 	b.String(&c.Manager.LeaderElectionNamespace, "leader-election-namespace", "LEADER_ELECTION_NAMESPACE", wconfig.DefaultConfigNamespace, "namespace of the leader election Lease")
 	b.Duration(&c.Manager.StopTimeout, "stop-timeout", "STOP_TIMEOUT", defaultStopTimeout, "how long running reconciles may take to finish on shutdown")

@@ -57,6 +57,13 @@ func TestEnvironmentAndFlagsWin(t *testing.T) {
 	assert.False(t, c.Manager.LeaderElect)
 	assert.Equal(t, 20*time.Minute, c.Controller.Trigger.BootTimeout)
 	assert.Equal(t, "temporal:7233", c.Temporal.Address)
+
+	c, err = loadWith(map[string]string{"LEADER_ELECT": "false"})
+	require.NoError(t, err)
+	assert.False(t, c.Manager.LeaderElect, "LEADER_ELECT turns leader election off")
+	c, err = loadWith(map[string]string{"LEADER_ELECT": "false"}, "--leader-elect")
+	require.NoError(t, err)
+	assert.True(t, c.Manager.LeaderElect, "the flag alone wins over the variable")
 }
 
 func TestInvalidSettingsAreNamed(t *testing.T) {
@@ -69,6 +76,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		"METRICS_BIND_ADDRESS":      "8080",
 		"LEADER_ELECTION_NAMESPACE": "Not_A_Namespace",
 		"LOG_FORMAT":                "xml",
+		"LEADER_ELECT":              "sometimes",
 		"TEMPORAL_API_KEY":          "very-secret-api-key",
 	}, "--kubeconfig=/does/not/exist")
 	require.Error(t, err)
@@ -80,6 +88,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		`METRICS_BIND_ADDRESS="8080": must be [host]:port, or 0 to turn it off`,
 		`LEADER_ELECTION_NAMESPACE="Not_A_Namespace"`,
 		`LOG_FORMAT="xml"`,
+		`LEADER_ELECT="sometimes": not a boolean (true or false)`,
 		"--kubeconfig: stat /does/not/exist",
 	} {
 		assert.ErrorContains(t, err, want)

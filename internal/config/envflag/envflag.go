@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -58,6 +59,15 @@ func (b *Binder) Int(p *int, name, env string, def int, usage string) {
 	b.bindings = append(b.bindings, binding{flag: name, env: env})
 }
 
+// Bool binds a boolean setting. On the command line the flag alone means
+// true (--leader-elect, --leader-elect=false); the variable takes what
+// strconv.ParseBool does (true, false, 1, 0, ...).
+func (b *Binder) Bool(p *bool, name, env string, def bool, usage string) {
+	*p = def
+	b.fs.Var((*boolValue)(p), name, b.usage(usage, env))
+	b.bindings = append(b.bindings, binding{flag: name, env: env})
+}
+
 func (b *Binder) usage(usage, env string) string {
 	return usage + " [$" + env + "]"
 }
@@ -93,3 +103,20 @@ func (d *durationValue) Set(s string) error {
 }
 
 func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+// boolValue is flag's bool with an error that says what is expected.
+type boolValue bool
+
+func (v *boolValue) Set(s string) error {
+	x, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("not a boolean (true or false)")
+	}
+	*v = boolValue(x)
+	return nil
+}
+
+func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
+
+// IsBoolFlag lets the flag stand alone on the command line.
+func (v *boolValue) IsBoolFlag() bool { return true }

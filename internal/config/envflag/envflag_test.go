@@ -16,6 +16,7 @@ type settings struct {
 	token   string
 	timeout time.Duration
 	count   int
+	elect   bool
 }
 
 func bind() (*flag.FlagSet, *Binder, *settings) {
@@ -27,6 +28,7 @@ func bind() (*flag.FlagSet, *Binder, *settings) {
 	b.Secret(&s.token, "token", "TOKEN", "a token")
 	b.Duration(&s.timeout, "timeout", "TIMEOUT", 30*time.Second, "a timeout")
 	b.Int(&s.count, "count", "COUNT", 3, "a count")
+	b.Bool(&s.elect, "elect", "ELECT", true, "elect a leader")
 	return fs, b, s
 }
 
@@ -38,15 +40,38 @@ func TestPrecedenceFlagThenEnvThenDefault(t *testing.T) {
 	fs, b, s := bind()
 	require.NoError(t, b.ApplyEnv(env(map[string]string{"NAME": "from-env", "TIMEOUT": "1m", "TOKEN": "t0k"})))
 	require.NoError(t, fs.Parse([]string{"--timeout", "5s"}))
-	assert.Equal(t, settings{name: "from-env", token: "t0k", timeout: 5 * time.Second, count: 3}, *s)
+	assert.Equal(t, settings{name: "from-env", token: "t0k", timeout: 5 * time.Second, count: 3, elect: true}, *s)
+}
+
+func TestBoolPrecedence(t *testing.T) {
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		args []string
+		want bool
+	}{
+		"default":               {nil, nil, true},
+		"variable":              {map[string]string{"ELECT": "false"}, nil, false},
+		"variable as a number":  {map[string]string{"ELECT": "0"}, nil, false},
+		"flag alone wins":       {map[string]string{"ELECT": "false"}, []string{"--elect"}, true},
+		"flag with value wins":  {map[string]string{"ELECT": "true"}, []string{"--elect=false"}, false},
+		"flag over the default": {nil, []string{"-elect=0"}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs, b, s := bind()
+			require.NoError(t, b.ApplyEnv(env(tc.env)))
+			require.NoError(t, fs.Parse(tc.args))
+			assert.Equal(t, tc.want, s.elect)
+			assert.Empty(t, fs.Args(), "a bool flag takes no separate argument")
+		})
+	}
 }
 
 func TestEnvErrorsNameTheVariableAndHideSecrets(t *testing.T) {
 	_, b, _ := bind()
-	err := b.ApplyEnv(env(map[string]string{"TIMEOUT": "soon", "COUNT": "many"}))
+	err := b.ApplyEnv(env(map[string]string{"TIMEOUT": "soon", "COUNT": "many", "ELECT": "maybe"}))
 	require.Error(t, err)
 	lines := strings.Split(err.Error(), "\n")
-	assert.Equal(t, []string{`TIMEOUT="soon": not a duration (e.g. 30s, 2m)`, `COUNT="many": parse error`}, lines)
+	assert.Equal(t, []string{`TIMEOUT="soon": not a duration (e.g. 30s, 2m)`, `COUNT="many": parse error`, `ELECT="maybe": not a boolean (true or false)`}, lines)
 }
 
 func TestUsageShowsVariableAndNoSecretDefault(t *testing.T) {
@@ -54,6 +79,8 @@ func TestUsageShowsVariableAndNoSecretDefault(t *testing.T) {
 	assert.Equal(t, "a name [$NAME]", fs.Lookup("name").Usage)
 	assert.Equal(t, "", fs.Lookup("token").DefValue)
 	assert.Equal(t, "30s", fs.Lookup("timeout").DefValue)
+	assert.Equal(t, "true", fs.Lookup("elect").DefValue)
+	assert.Equal(t, "elect a leader [$ELECT]", fs.Lookup("elect").Usage)
 	err := fs.Parse([]string{"--timeout", "x"})
 	require.EqualError(t, err, `invalid value "x" for flag -timeout: not a duration (e.g. 30s, 2m)`)
 }
