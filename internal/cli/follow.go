@@ -78,7 +78,8 @@ func (a *app) follow(ctx context.Context, c client.Client, run client.WorkflowRu
 	close(stopPolling)
 	wg.Wait()
 
-	if ctx.Err() != nil {
+	if expired(ctx) {
+		<-ctx.Done() // set a moment after the deadline has passed
 		if errors.Is(context.Cause(ctx), errWaitTimeout) {
 			return o, withCode(ExitTimeout, fmt.Errorf("workflow %s still running after --timeout %s", run.GetID(), w.timeout))
 		}
