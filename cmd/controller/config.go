@@ -3,17 +3,12 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"net"
-	"os"
-	"strings"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/machineflow/machineflow/controller"
 	wconfig "github.com/machineflow/machineflow/internal/config"
+	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/config/envflag"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/supervisor"
@@ -84,12 +79,9 @@ func load(args []string, lookup func(string) (string, bool), usage io.Writer) (c
 	b.String(&c.Log.Format, "log-format", "LOG_FORMAT", logging.DefaultOptions().Format, "json or text")
 	b.String(&c.Log.Level, "log-level", "LOG_LEVEL", logging.DefaultOptions().Level, "debug, info, warn or error")
 
-	envErr := b.ApplyEnv(lookup)
-	if err := fs.Parse(args); err != nil {
+	envErr, err := b.Parse(args, lookup)
+	if err != nil {
 		return config{}, err
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected argument %q: the controller takes flags only", fs.Arg(0))
 	}
 	if err := errors.Join(envErr, c.validate()); err != nil {
 		return config{}, err
@@ -99,51 +91,29 @@ func load(args []string, lookup func(string) (string, bool), usage io.Writer) (c
 
 // validate reports every invalid setting, naming its variable.
 func (c config) validate() error {
-	errs := []error{c.Temporal.Validate(), c.Log.Validate()}
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var p check.Problems
+	p.Add(c.Temporal.Validate())
+	p.Add(c.Log.Validate())
 	t, m := c.Controller.Trigger, c.Manager
-	if t.TaskQueue == "" {
-		bad("TASK_QUEUE: must not be empty")
-	}
+	p.NotEmpty("TASK_QUEUE", t.TaskQueue)
 	if t.BootTimeout < 0 || t.BootTimeout > workflows.MaxBootTimeout {
-		bad("BOOT_TIMEOUT=%s: must be 0 (the default) up to %s", t.BootTimeout, workflows.MaxBootTimeout)
+		p.Addf("BOOT_TIMEOUT=%s: must be 0 (the default) up to %s", t.BootTimeout, workflows.MaxBootTimeout)
 	}
 	if t.RetryBackoff.Initial <= 0 || t.RetryBackoff.Max < t.RetryBackoff.Initial {
-		bad("RETRY_BACKOFF_INITIAL=%s, RETRY_BACKOFF_MAX=%s: want 0 < initial <= max", t.RetryBackoff.Initial, t.RetryBackoff.Max)
+		p.Addf("RETRY_BACKOFF_INITIAL=%s, RETRY_BACKOFF_MAX=%s: want 0 < initial <= max", t.RetryBackoff.Initial, t.RetryBackoff.Max)
 	}
-	if c.Controller.MaxConcurrentReconciles < 1 {
-		bad("MAX_CONCURRENT_RECONCILES=%d: must be at least 1", c.Controller.MaxConcurrentReconciles)
-	}
-	if c.Controller.ReconcileTimeout <= 0 {
-		bad("RECONCILE_TIMEOUT=%s: must be positive", c.Controller.ReconcileTimeout)
-	}
+	p.AtLeastOne("MAX_CONCURRENT_RECONCILES", c.Controller.MaxConcurrentReconciles)
+	p.Positive("RECONCILE_TIMEOUT", c.Controller.ReconcileTimeout)
 	if c.Controller.RequeueMin <= 0 || c.Controller.RequeueMax < c.Controller.RequeueMin {
-		bad("REQUEUE_MIN=%s, REQUEUE_MAX=%s: want 0 < min <= max", c.Controller.RequeueMin, c.Controller.RequeueMax)
+		p.Addf("REQUEUE_MIN=%s, REQUEUE_MAX=%s: want 0 < min <= max", c.Controller.RequeueMin, c.Controller.RequeueMax)
 	}
-	if m.MetricsAddress != "0" && !validAddress(m.MetricsAddress) {
-		bad("METRICS_BIND_ADDRESS=%q: must be [host]:port, or 0 to turn it off", m.MetricsAddress)
+	if m.MetricsAddress != "0" && !check.IsAddress(m.MetricsAddress) {
+		p.Addf("METRICS_BIND_ADDRESS=%q: must be [host]:port, or 0 to turn it off", m.MetricsAddress)
 	}
-	if !validAddress(m.ProbeAddress) {
-		bad("HEALTH_PROBE_BIND_ADDRESS=%q: must be [host]:port", m.ProbeAddress)
-	}
-	if msgs := validation.IsDNS1123Subdomain(m.LeaderElectionID); len(msgs) > 0 {
-		bad("LEADER_ELECTION_ID=%q: %s", m.LeaderElectionID, strings.Join(msgs, "; "))
-	}
-	if msgs := validation.IsDNS1123Label(m.LeaderElectionNamespace); len(msgs) > 0 {
-		bad("LEADER_ELECTION_NAMESPACE=%q: %s", m.LeaderElectionNamespace, strings.Join(msgs, "; "))
-	}
-	if m.StopTimeout <= 0 {
-		bad("STOP_TIMEOUT=%s: must be positive", m.StopTimeout)
-	}
-	if c.Supervisor.Kubeconfig != "" {
-		if _, err := os.Stat(c.Supervisor.Kubeconfig); err != nil {
-			bad("--kubeconfig: %w", err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func validAddress(a string) bool {
-	_, _, err := net.SplitHostPort(a)
-	return err == nil
+	p.Address("HEALTH_PROBE_BIND_ADDRESS", m.ProbeAddress)
+	p.DNSSubdomain("LEADER_ELECTION_ID", m.LeaderElectionID)
+	p.DNSLabel("LEADER_ELECTION_NAMESPACE", m.LeaderElectionNamespace)
+	p.Positive("STOP_TIMEOUT", m.StopTimeout)
+	p.File("--kubeconfig", c.Supervisor.Kubeconfig)
+	return p.Err()
 }

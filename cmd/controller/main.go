@@ -9,28 +9,21 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"time"
 
 	"go.uber.org/fx"
 
 	"github.com/machineflow/machineflow/controller"
-	wconfig "github.com/machineflow/machineflow/internal/config"
+	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/temporalclient"
 )
 
 func main() {
 	cfg, err := load(os.Args[1:], os.LookupEnv, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, wconfig.Error(err))
-		os.Exit(2)
+	if err != nil {
+		os.Exit(check.ExitStatus(os.Stderr, err))
 	}
 	fx.New(app(cfg)).Run()
 }

@@ -7,9 +7,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/clients"
 	"github.com/machineflow/machineflow/internal/config"
+	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/mockmode"
 	"github.com/machineflow/machineflow/internal/observability"
@@ -28,12 +26,8 @@ import (
 
 func main() {
 	cfg, err := config.Load(os.Args[1:], os.LookupEnv, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, config.Error(err))
-		os.Exit(2)
+	if err != nil {
+		os.Exit(check.ExitStatus(os.Stderr, err))
 	}
 	fx.New(app(cfg)).Run()
 }

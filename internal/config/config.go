@@ -9,24 +9,19 @@
 // renaming; activities.LoadSettings parses them, so the rules live in one
 // place.
 //
-// Load collects every problem at once; Error joins them into the one line
-// that the worker prints before exiting with status 2.
+// Load collects every problem at once (package check); check.ExitStatus
+// prints them as the one line the worker exits with.
 package config
 
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"net"
-	"os"
-	"strings"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/config/envflag"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/observability"
@@ -123,12 +118,9 @@ func Load(args []string, lookup func(string) (string, bool), usage io.Writer) (C
 		activityValues[a.env] = fs.String(a.flag, defaultOf[a.env], a.usage+" [$"+a.env+"]")
 	}
 
-	envErr := b.ApplyEnv(lookup)
-	if err := fs.Parse(args); err != nil {
+	envErr, err := b.Parse(args, lookup)
+	if err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q: the worker takes flags only", fs.Arg(0))
 	}
 
 	// A flag given on the command line wins over the variable that
@@ -154,49 +146,25 @@ func Load(args []string, lookup func(string) (string, bool), usage io.Writer) (C
 // Validate reports every invalid setting except the activity settings,
 // which LoadSettings has checked.
 func (c Config) Validate() error {
-	errs := []error{c.Temporal.Validate(), c.Log.Validate()}
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.TaskQueue == "" {
-		bad("TASK_QUEUE: must not be empty")
-	}
-	if msgs := validation.IsDNS1123Label(c.ConfigNamespace); len(msgs) > 0 {
-		bad("CONFIG_NAMESPACE=%q: %s", c.ConfigNamespace, strings.Join(msgs, "; "))
-	}
+	var p check.Problems
+	p.Add(c.Temporal.Validate())
+	p.Add(c.Log.Validate())
+	p.NotEmpty("TASK_QUEUE", c.TaskQueue)
+	p.DNSLabel("CONFIG_NAMESPACE", c.ConfigNamespace)
 	if c.DefaultKubevirtConfig != "" {
-		if msgs := validation.IsDNS1123Subdomain(c.DefaultKubevirtConfig); len(msgs) > 0 {
-			bad("DEFAULT_KUBEVIRT_CONFIG=%q: %s", c.DefaultKubevirtConfig, strings.Join(msgs, "; "))
-		}
+		p.DNSSubdomain("DEFAULT_KUBEVIRT_CONFIG", c.DefaultKubevirtConfig)
 	}
 	switch c.ClientManager {
 	case ClientManagerReal:
-		if c.Supervisor.Kubeconfig != "" {
-			if _, err := os.Stat(c.Supervisor.Kubeconfig); err != nil {
-				bad("--kubeconfig: %w", err)
-			}
-		}
+		p.File("--kubeconfig", c.Supervisor.Kubeconfig)
 	case ClientManagerMock:
 	default:
-		bad("CLIENT_MANAGER=%q: must be %s or %s", c.ClientManager, ClientManagerReal, ClientManagerMock)
+		p.Addf("CLIENT_MANAGER=%q: must be %s or %s", c.ClientManager, ClientManagerReal, ClientManagerMock)
 	}
-	if c.Resilience.Attempts < 1 {
-		bad("CLUSTER_RETRY_ATTEMPTS=%d: must be at least 1", c.Resilience.Attempts)
-	}
-	if c.Resilience.FailureThreshold < 1 {
-		bad("CIRCUIT_FAILURE_THRESHOLD=%d: must be at least 1", c.Resilience.FailureThreshold)
-	}
-	if c.Resilience.CoolDown <= 0 {
-		bad("CIRCUIT_COOL_DOWN=%s: must be positive", c.Resilience.CoolDown)
-	}
-	if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
-		bad("METRICS_ADDRESS=%q: must be [host]:port", c.Metrics.Address)
-	}
-	if c.StopTimeout <= 0 {
-		bad("WORKER_STOP_TIMEOUT=%s: must be positive", c.StopTimeout)
-	}
-	return errors.Join(errs...)
-}
-
-// Error is the one line the worker prints for an invalid configuration.
-func Error(err error) string {
-	return "invalid configuration: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+	p.AtLeastOne("CLUSTER_RETRY_ATTEMPTS", c.Resilience.Attempts)
+	p.AtLeastOne("CIRCUIT_FAILURE_THRESHOLD", c.Resilience.FailureThreshold)
+	p.Positive("CIRCUIT_COOL_DOWN", c.Resilience.CoolDown)
+	p.Address("METRICS_ADDRESS", c.Metrics.Address)
+	p.Positive("WORKER_STOP_TIMEOUT", c.StopTimeout)
+	return p.Err()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/temporalclient"
 )
@@ -104,8 +105,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(tc.env, tc.args...)
 			require.Error(t, err)
-			assert.Equal(t, tc.want, Error(err))
-			assert.NotContains(t, Error(err), "\n", "one line")
+			assert.Equal(t, tc.want, check.Line(err))
+			assert.NotContains(t, check.Line(err), "\n", "one line")
 		})
 	}
 }
@@ -126,8 +127,8 @@ func TestAPIKeyNeverInErrorsOrUsage(t *testing.T) {
 
 	_, err = load(map[string]string{"TEMPORAL_API_KEY": key, "TEMPORAL_ADDRESS": "bad", "LOG_LEVEL": "loud"})
 	require.Error(t, err)
-	assert.NotContains(t, Error(err), key)
-	assert.True(t, strings.HasPrefix(Error(err), "invalid configuration: "))
+	assert.NotContains(t, check.Line(err), key)
+	assert.True(t, strings.HasPrefix(check.Line(err), "invalid configuration: "))
 }
 
 func writeFile(path string) error {

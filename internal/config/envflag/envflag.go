@@ -89,6 +89,22 @@ func (b *Binder) ApplyEnv(lookup func(string) (string, bool)) error {
 	return errors.Join(errs...)
 }
 
+// Parse applies the variables (ApplyEnv), then parses args, which must be
+// flags only. err stops loading at once: a command line that does not
+// parse, -h (flag.ErrHelp), or an argument that is not a flag, named after
+// the flag set (the program). envErr lists the variables that did not
+// parse, for the caller to report along with the rest of its checks.
+func (b *Binder) Parse(args []string, lookup func(string) (string, bool)) (envErr, err error) {
+	envErr = b.ApplyEnv(lookup)
+	if err := b.fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if b.fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: the %s takes flags only", b.fs.Arg(0), b.fs.Name())
+	}
+	return envErr, nil
+}
+
 // durationValue is flag's duration with an error that says what is
 // expected (the standard one says only "parse error").
 type durationValue time.Duration

@@ -20,7 +20,7 @@ type settings struct {
 }
 
 func bind() (*flag.FlagSet, *Binder, *settings) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs := flag.NewFlagSet("prog", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	b := New(fs)
 	s := &settings{}
@@ -83,4 +83,26 @@ func TestUsageShowsVariableAndNoSecretDefault(t *testing.T) {
 	assert.Equal(t, "elect a leader [$ELECT]", fs.Lookup("elect").Usage)
 	err := fs.Parse([]string{"--timeout", "x"})
 	require.EqualError(t, err, `invalid value "x" for flag -timeout: not a duration (e.g. 30s, 2m)`)
+}
+
+func TestParseTakesFlagsOnlyAndReturnsVariableErrorsApart(t *testing.T) {
+	fs, b, s := bind()
+	envErr, err := b.Parse([]string{"--count=7"}, env(map[string]string{"TIMEOUT": "soon", "NAME": "n"}))
+	require.NoError(t, err)
+	require.EqualError(t, envErr, `TIMEOUT="soon": not a duration (e.g. 30s, 2m)`)
+	assert.Equal(t, settings{name: "n", timeout: 30 * time.Second, count: 7, elect: true}, *s)
+	assert.Equal(t, "prog", fs.Name())
+
+	_, b, _ = bind()
+	envErr, err = b.Parse([]string{"--count=1", "extra", "--name=x"}, env(map[string]string{"TIMEOUT": "soon"}))
+	require.EqualError(t, err, `unexpected argument "extra": the prog takes flags only`)
+	assert.NoError(t, envErr, "a command line that stops loading is reported alone")
+
+	_, b, _ = bind()
+	_, err = b.Parse([]string{"-h"}, env(nil))
+	require.ErrorIs(t, err, flag.ErrHelp)
+
+	_, b, _ = bind()
+	_, err = b.Parse([]string{"--count=x"}, env(nil))
+	require.EqualError(t, err, `invalid value "x" for flag -count: parse error`)
 }
