@@ -554,7 +554,7 @@ func testStorageClass(t *testing.T, s *suite, cluster string) {
 	env.RegisterActivity(acts)
 	_, err = env.ExecuteActivity(acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref,
 		Disks: []DiskPlan{{Name: "root", PVCName: "sc", Size: "1Gi", BootOrder: 1}}})
-	appErr := requireAppError(t, err, ErrTypeStorageClassMissing, true)
+	appErr := requireAppError(t, err, ErrTypeStorageClassNotFound, true)
 	require.Contains(t, appErr.Message(), `StorageClass "fast-nvme" (STORAGE_CLASS_NAME) does not exist on `+cluster)
 
 	// Filesystem volumes take the StorageProfile's access mode.

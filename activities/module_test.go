@@ -41,5 +41,5 @@ func TestModuleRejectsInvalidSettings(t *testing.T) {
 		fx.Populate(&a),
 	)
 	require.Error(t, app.Err())
-	assert.Contains(t, app.Err().Error(), `IP_SOURCE: "foo" is not vmi or networkconfiguration`)
+	assert.Contains(t, app.Err().Error(), `IP_SOURCE="foo": must be vmi or networkconfiguration`)
 }

@@ -4,12 +4,15 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -50,4 +53,63 @@ func TestActivityNamesMatchMethods(t *testing.T) {
 	sort.Strings(methods)
 	require.NotEmpty(t, constants)
 	require.Equal(t, constants, methods)
+}
+
+// TestFinalErrorTypesAreListed keeps NonRetryableErrorTypes in step with
+// the errors the activities raise: a type raised as final somewhere must
+// be listed (workflows stop on it however it is raised), and a type raised
+// as retryable must not be.
+func TestFinalErrorTypesAreListed(t *testing.T) {
+	fset := token.NewFileSet()
+	sources, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	values := map[string]string{}
+	raised := map[string]bool{} // error type → raised as final
+	for _, path := range sources {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		require.NoError(t, err)
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.ValueSpec:
+				for i, name := range n.Names {
+					if lit, ok := valueAt(n.Values, i).(*ast.BasicLit); ok && strings.HasPrefix(name.Name, "ErrType") {
+						values[name.Name], _ = strconv.Unquote(lit.Value)
+					}
+				}
+			case *ast.CallExpr:
+				if fn, ok := n.Fun.(*ast.Ident); ok && fn.Name == "newAppError" {
+					errType, typeOK := n.Args[0].(*ast.Ident)
+					final, finalOK := n.Args[1].(*ast.Ident)
+					if typeOK && finalOK && strings.HasPrefix(errType.Name, "ErrType") {
+						isFinal := final.Name == "true"
+						if prev, seen := raised[errType.Name]; seen && prev != isFinal {
+							t.Errorf("%s: %s is raised both as final and as retryable", fset.Position(n.Pos()), errType.Name)
+						}
+						raised[errType.Name] = isFinal
+					}
+				}
+			}
+			return true
+		})
+	}
+	listed := NonRetryableErrorTypes()
+	require.NotEmpty(t, raised)
+	for name, final := range raised {
+		value, ok := values[name]
+		require.True(t, ok, "%s is not a string constant of this package", name)
+		assert.Equal(t, final, slices.Contains(listed, value), "%s (%q) raised with final=%v", name, value, final)
+	}
+	for _, c := range clientsErrorTypes {
+		assert.Equal(t, c.final, slices.Contains(listed, c.errType), "%s for %v", c.errType, c.sentinel)
+	}
+}
+
+func valueAt(values []ast.Expr, i int) ast.Expr {
+	if i < len(values) {
+		return values[i]
+	}
+	return nil
 }

@@ -58,44 +58,45 @@ func DefaultSettings() Settings {
 
 var hexOctet = regexp.MustCompile(`^[0-9a-fA-F]{2}$`)
 
-// Validate reports every invalid setting at once, naming the variable.
+// Validate reports every invalid setting at once, each as
+// SETTING="value": rule, naming the variable (or the field, for the
+// settings that have none).
 func (s Settings) Validate() error {
 	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if s.CPUModel == "" {
-		bad("CPU_MODEL", "must not be empty")
+		bad("CPU_MODEL=%q: must not be empty", s.CPUModel)
 	}
 	switch corev1.PersistentVolumeMode(s.PVCVolumeMode) {
 	case corev1.PersistentVolumeBlock, corev1.PersistentVolumeFilesystem:
 	default:
-		bad("PVC_VOLUME_MODE", "%q is not Block or Filesystem", s.PVCVolumeMode)
+		bad("PVC_VOLUME_MODE=%q: must be %s or %s", s.PVCVolumeMode, corev1.PersistentVolumeBlock, corev1.PersistentVolumeFilesystem)
 	}
 	switch corev1.PersistentVolumeAccessMode(s.PVCAccessMode) {
 	case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
 	default:
-		bad("PVC_ACCESS_MODE", "%q is not a PersistentVolume access mode", s.PVCAccessMode)
+		bad("PVC_ACCESS_MODE=%q: must be %s, %s, %s or %s", s.PVCAccessMode,
+			corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod)
 	}
 	switch s.IPSource {
 	case IPSourceVMI, IPSourceNetworkConfiguration:
 	default:
-		bad("IP_SOURCE", "%q is not %s or %s", s.IPSource, IPSourceVMI, IPSourceNetworkConfiguration)
+		bad("IP_SOURCE=%q: must be %s or %s", s.IPSource, IPSourceVMI, IPSourceNetworkConfiguration)
 	}
 	if !hexOctet.MatchString(s.MACSet) {
-		bad("MAC_SET", "%q is not two hex digits", s.MACSet)
+		bad("MAC_SET=%q: must be two hex digits", s.MACSet)
 	}
 	if s.NADCNIVersion == "" {
-		bad("NETWORK_ATTACHMENT_DEFINITION_CNI_VERSION", "must not be empty")
+		bad("NETWORK_ATTACHMENT_DEFINITION_CNI_VERSION=%q: must not be empty", s.NADCNIVersion)
 	}
 	if q, err := resource.ParseQuantity(s.DefaultISOSize); err != nil || q.Sign() <= 0 {
-		bad("DefaultISOSize", "%q is not a positive quantity", s.DefaultISOSize)
+		bad("DefaultISOSize=%q: must be a positive quantity", s.DefaultISOSize)
 	}
 	if s.ISOHeadTimeout <= 0 {
-		bad("ISOHeadTimeout", "must be > 0")
+		bad("ISOHeadTimeout=%s: must be positive", s.ISOHeadTimeout)
 	}
 	if s.PollInitial <= 0 || s.PollMax < s.PollInitial {
-		bad("PollInitial/PollMax", "need 0 < PollInitial <= PollMax, got %s and %s", s.PollInitial, s.PollMax)
+		bad("PollInitial=%s, PollMax=%s: want 0 < PollInitial <= PollMax", s.PollInitial, s.PollMax)
 	}
 	return errors.Join(errs...)
 }

@@ -41,8 +41,16 @@ const (
 	ErrTypeAmbiguousPlacement  = "AmbiguousPlacement"
 	ErrTypeConflict            = "ObjectConflict"
 	ErrTypeBootFailed          = "VMBootFailed"
+	// ErrTypeStorageClassNotFound: the cluster has neither the configured
+	// STORAGE_CLASS_NAME nor a default StorageClass.
+	ErrTypeStorageClassNotFound = "StorageClassNotFound"
 	// ErrTypeClusterUnreachable is retryable: the cluster may come back.
 	ErrTypeClusterUnreachable = "ClusterUnreachable"
+	// ErrTypeWaiting is retryable: something the Machine references (a
+	// cloud-init Secret or ConfigMap, a static IP allocation) does not exist
+	// yet. The operator requeued in this case; the workflow's retry policy
+	// bounds how long we wait.
+	ErrTypeWaiting = "WaitingForDependency"
 )
 
 // NonRetryableErrorTypes is the list for RetryPolicy.NonRetryableErrorTypes.
@@ -51,7 +59,7 @@ func NonRetryableErrorTypes() []string {
 		ErrTypeInvalidSpec, ErrTypeUnsupportedProvider, ErrTypeMachineNotFound,
 		ErrTypeConfigNotFound, ErrTypeInvalidKubeconfig, ErrTypeUnauthorized,
 		ErrTypeKubeVirtMissing, ErrTypeAmbiguousPlacement, ErrTypeConflict,
-		ErrTypeBootFailed,
+		ErrTypeBootFailed, ErrTypeStorageClassNotFound,
 	}
 }
 

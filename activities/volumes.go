@@ -131,7 +131,7 @@ func (a *Activities) storageClass(ctx context.Context, c client.Client, cluster 
 	if name := a.settings.StorageClassName; name != "" {
 		err := c.Get(ctx, client.ObjectKey{Name: name}, &storagev1.StorageClass{})
 		if apierrors.IsNotFound(err) {
-			return "", newAppError(ErrTypeStorageClassMissing, true, nil,
+			return "", newAppError(ErrTypeStorageClassNotFound, true, nil,
 				"StorageClass %q (STORAGE_CLASS_NAME) does not exist on %s", name, cluster)
 		}
 		return name, classify(err, fmt.Sprintf("get StorageClass %s on %s", name, cluster))
@@ -150,7 +150,7 @@ func (a *Activities) storageClass(ctx context.Context, c client.Client, cluster 
 		}
 	}
 	if len(defaults) == 0 {
-		return "", newAppError(ErrTypeStorageClassMissing, true, nil,
+		return "", newAppError(ErrTypeStorageClassNotFound, true, nil,
 			"%s has no default StorageClass and STORAGE_CLASS_NAME is not set", cluster)
 	}
 	// Kubernetes itself picks the newest of several defaults; we want a

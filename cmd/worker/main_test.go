@@ -147,7 +147,7 @@ func TestInvalidConfigurationExitsWithOneLine(t *testing.T) {
 		args []string
 		want string
 	}{
-		"ip source":      {[]string{"IP_SOURCE=foo"}, nil, `invalid configuration: activity settings: IP_SOURCE: "foo" is not vmi or networkconfiguration`},
+		"ip source":      {[]string{"IP_SOURCE=foo"}, nil, `invalid configuration: activity settings: IP_SOURCE="foo": must be vmi or networkconfiguration`},
 		"client manager": {nil, []string{"--client-manager", "fake"}, `invalid configuration: CLIENT_MANAGER="fake": must be real or mock`},
 		"tls pair":       {[]string{"TEMPORAL_TLS_CERT=/tmp/c.pem", "TEMPORAL_API_KEY=super-secret-key"}, nil, `invalid configuration: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY: set both or neither`},
 	} {

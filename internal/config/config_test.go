@@ -84,8 +84,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		args []string
 		want string
 	}{
-		"ip source":        {map[string]string{"IP_SOURCE": "foo"}, nil, `invalid configuration: activity settings: IP_SOURCE: "foo" is not vmi or networkconfiguration`},
-		"ip source flag":   {nil, []string{"--ip-source", "foo"}, `invalid configuration: activity settings: IP_SOURCE: "foo" is not vmi or networkconfiguration`},
+		"ip source":        {map[string]string{"IP_SOURCE": "foo"}, nil, `invalid configuration: activity settings: IP_SOURCE="foo": must be vmi or networkconfiguration`},
+		"ip source flag":   {nil, []string{"--ip-source", "foo"}, `invalid configuration: activity settings: IP_SOURCE="foo": must be vmi or networkconfiguration`},
 		"client manager":   {map[string]string{"CLIENT_MANAGER": "fake"}, nil, `invalid configuration: CLIENT_MANAGER="fake": must be real or mock`},
 		"stop timeout":     {map[string]string{"WORKER_STOP_TIMEOUT": "forever"}, nil, `invalid configuration: WORKER_STOP_TIMEOUT="forever": not a duration (e.g. 30s, 2m)`},
 		"negative stop":    {map[string]string{"WORKER_STOP_TIMEOUT": "-1s"}, nil, `invalid configuration: WORKER_STOP_TIMEOUT=-1s: must be positive`},
@@ -100,7 +100,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		"kubeconfig":       {nil, []string{"--kubeconfig", "/does/not/exist"}, `invalid configuration: --kubeconfig: stat /does/not/exist: no such file or directory`},
 		"argument":         {nil, []string{"extra"}, `invalid configuration: unexpected argument "extra": the worker takes flags only`},
 		"two at once": {map[string]string{"CLIENT_MANAGER": "fake", "MAC_SET": "zz"}, nil,
-			`invalid configuration: activity settings: MAC_SET: "zz" is not two hex digits; CLIENT_MANAGER="fake": must be real or mock`},
+			`invalid configuration: activity settings: MAC_SET="zz": must be two hex digits; CLIENT_MANAGER="fake": must be real or mock`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(tc.env, tc.args...)
