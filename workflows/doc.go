@@ -141,12 +141,28 @@
 // activity options, logging, or adding optional input fields needs no
 // version.
 //
-// TestReplay replays every history in testdata/ with
+// TestReplay (replay_test.go) replays every testdata/*.json with
 // worker.WorkflowReplayer, so a change that is not behind GetVersion fails
-// the tests. The histories come from real runs (real activities, the
-// harness's API servers and the KubeVirt simulator on the Temporal dev
-// server); regenerate them with `make histories` after a deliberate,
-// versioned change, and keep the old ones too as long as runs of that
-// version may be open. Exporting by hand works as well:
+// the tests. The histories come from real runs, recorded by
+// TestRecordHistories in record_test.go: the real workflows and activities
+// on the Temporal dev server against the harness's API servers and the
+// KubeVirt simulator. It is skipped unless MACHINEFLOW_RECORD_HISTORIES=1,
+// which `make histories` sets. It writes testdata/ only once every path
+// below has been recorded, refuses a history that carries kubeconfig
+// material, and then replays what it wrote. One file per path:
+//
+//	testdata/provision-success.json                   provision that boots and runs
+//	testdata/deprovision-provisioned.json             deprovision of that Machine
+//	testdata/provision-boot-failure.json              boot failure, with compensation
+//	testdata/provision-cancelled-mid-boot.json        cancelled while waiting for the boot
+//	testdata/deprovision-never-provisioned.json       a Machine that was never placed
+//	testdata/deprovision-cancels-open-provision.json  cancels the open provision first
+//	testdata/deprovision-unreachable-forced.json      unreachable cluster, forced by the update
+//	testdata/healthcheck-mixed.json                   one healthy and one unreachable cluster
+//
+// Regenerate them with `make histories` after a deliberate, versioned
+// change; files of other names are left alone, so keep the old ones (under
+// a new name) as long as runs of that version may be open. Exporting by
+// hand works as well:
 // `temporal workflow show -w provision/default/vm1 --output json > testdata/provision-success.json`.
 package workflows
