@@ -131,7 +131,7 @@ func get(t *testing.T, url string) (int, string) {
 // supervisor and Temporal dev server (no worker: the workflow is only
 // started), and stops it as SIGTERM would.
 func TestAppRunsTheController(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Clusters: 1})
+	env := testenv.New(t, testenv.Options{SupervisorOnly: true})
 	srv := devtemporal.New(t)
 	kubeconfig := filepath.Join(t.TempDir(), "supervisor.kubeconfig")
 	require.NoError(t, os.WriteFile(kubeconfig, env.Supervisor.Kubeconfig, 0o600))

@@ -1,6 +1,6 @@
 // Package testenv starts the real API servers every machineflow integration
 // suite runs against: one supervisor cluster with the vitistack CRDs and N
-// KubeVirt clusters, each with minimal KubeVirt, CDI and Multus CRDs and a
+// KubeVirt clusters (none with Options.SupervisorOnly), each with minimal KubeVirt, CDI and Multus CRDs and a
 // default StorageClass, registered on the supervisor as KubevirtConfigs with
 // kubeconfig Secrets exactly as an operator would register them.
 //

@@ -46,6 +46,11 @@ const (
 type Options struct {
 	// Clusters is the number of KubeVirt clusters; 0 means 2.
 	Clusters int
+	// SupervisorOnly starts the supervisor alone, for suites that never
+	// talk to a KubeVirt cluster: no KubeVirt API server is started and no
+	// KubevirtConfig is registered (RegisterCluster adds one when a test
+	// needs the objects only). Clusters must then be 0.
+	SupervisorOnly bool
 }
 
 // Env is a running supervisor plus KubeVirt clusters.
@@ -102,11 +107,13 @@ func New(t testing.TB, opts Options) *Env {
 // left running.
 func Start(ctx context.Context, opts Options) (*Env, error) {
 	n := opts.Clusters
-	if n == 0 {
-		n = 2
-	}
-	if n < 0 {
+	switch {
+	case n < 0:
 		return nil, fmt.Errorf("testenv: Options.Clusters is %d, want >= 0", opts.Clusters)
+	case opts.SupervisorOnly && n > 0:
+		return nil, fmt.Errorf("testenv: Options.SupervisorOnly with Clusters %d: want Clusters 0", opts.Clusters)
+	case n == 0 && !opts.SupervisorOnly:
+		n = 2
 	}
 	root, err := RepoRoot()
 	if err != nil {

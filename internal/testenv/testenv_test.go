@@ -169,9 +169,31 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	}
 }
 
-func TestStartRejectsNegativeClusterCount(t *testing.T) {
+func TestSupervisorOnly(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	env := New(t, Options{SupervisorOnly: true})
+	ctx := t.Context()
+	assert.Empty(t, env.Clusters)
+	children := childProcesses(t)
+	require.Len(t, children, 2, "etcd and kube-apiserver of the supervisor only: %v", children)
+	assertServed(t, env.Supervisor, crdResources(t, filepath.Join(repoRoot(t), "deploy", "crds", "vitistack")))
+	var kvcs v1alpha1.KubevirtConfigList
+	require.NoError(t, env.Supervisor.Client.List(ctx, &kvcs))
+	assert.Empty(t, kvcs.Items, "no cluster, no KubevirtConfig")
+
+	require.NoError(t, env.RegisterCluster(ctx, ClusterName(1), []byte("objects only")))
+	require.NoError(t, env.Supervisor.Client.List(ctx, &kvcs))
+	require.Len(t, kvcs.Items, 1)
+	assert.Equal(t, KubeconfigSecretName(ClusterName(1)), kvcs.Items[0].Spec.KubeconfigSecretRef)
+}
+
+func TestStartRejectsBadClusterCounts(t *testing.T) {
 	_, err := Start(context.Background(), Options{Clusters: -1})
 	require.ErrorContains(t, err, "Options.Clusters is -1")
+	_, err = Start(context.Background(), Options{Clusters: 1, SupervisorOnly: true})
+	require.EqualError(t, err, "testenv: Options.SupervisorOnly with Clusters 1: want Clusters 0")
 }
 
 func TestRepoRootIsTheMainModule(t *testing.T) {

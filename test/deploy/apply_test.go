@@ -21,6 +21,10 @@ import (
 
 const fieldOwner = client.FieldOwner("machineflow-deploy-test")
 
+// clusterName is the KubevirtConfig that needEnv registers on the
+// supervisor.
+const clusterName = "kubevirt-1"
+
 // The API servers are started by the first test that needs them and
 // shared by the rest; TestMain stops them.
 var (
@@ -48,9 +52,11 @@ func needEnv(t *testing.T) *testenv.Env {
 	envOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		// One KubeVirt cluster is the fewest testenv starts; only the
-		// supervisor is used.
-		env, envErr = testenv.Start(ctx, testenv.Options{Clusters: 1})
+		// Only the supervisor is used: the RBAC test needs a KubevirtConfig
+		// and its kubeconfig Secret to exist, never the cluster behind them.
+		if env, envErr = testenv.Start(ctx, testenv.Options{SupervisorOnly: true}); envErr == nil {
+			envErr = env.RegisterCluster(ctx, clusterName, []byte("kubeconfig of a cluster that is never reached"))
+		}
 	})
 	require.NoError(t, envErr)
 	return env

@@ -53,8 +53,8 @@ func TestRBAC(t *testing.T) {
 			require.NoError(t, apply(ctx, admin, obj, false))
 		}
 	}
-	kubeconfigSecret := client.ObjectKey{Namespace: e.ConfigNamespace, Name: testenv.KubeconfigSecretName(e.Clusters[0].Name)}
-	require.NoError(t, admin.Get(ctx, kubeconfigSecret, &corev1.Secret{}), "testenv registers the cluster's kubeconfig Secret")
+	kubeconfigSecret := client.ObjectKey{Namespace: e.ConfigNamespace, Name: testenv.KubeconfigSecretName(clusterName)}
+	require.NoError(t, admin.Get(ctx, kubeconfigSecret, &corev1.Secret{}), "needEnv registers the cluster's kubeconfig Secret")
 	createFixtures(t, admin)
 	machine := client.ObjectKey{Namespace: tenantNamespace, Name: machineName}
 	leaseName := flagValue(m.deployment(t, controllerName).Spec.Template.Spec.Containers[0].Args, "--leader-election-id")
@@ -73,7 +73,7 @@ func TestRBAC(t *testing.T) {
 		c := impersonate(t, e, workerName)
 		allowed := slices.Concat(machineReads, []operation{
 			{"patch a Machine's placement annotation", patchMachine(machine, func(m *v1alpha1.Machine) {
-				metav1.SetMetaDataAnnotation(&m.ObjectMeta, names.PlacementAnnotation, e.Clusters[0].Name)
+				metav1.SetMetaDataAnnotation(&m.ObjectMeta, names.PlacementAnnotation, clusterName)
 			})},
 			{"update a Machine's status", func(ctx context.Context, c client.WithWatch) error {
 				var m v1alpha1.Machine
@@ -89,7 +89,7 @@ func TestRBAC(t *testing.T) {
 			}},
 			{"update a KubevirtConfig's status", func(ctx context.Context, c client.WithWatch) error {
 				var kvc v1alpha1.KubevirtConfig
-				if err := c.Get(ctx, client.ObjectKey{Name: e.Clusters[0].Name}, &kvc); err != nil {
+				if err := c.Get(ctx, client.ObjectKey{Name: clusterName}, &kvc); err != nil {
 					return err
 				}
 				kvc.Status.Message = "checked by the RBAC test"
@@ -142,7 +142,7 @@ func TestRBAC(t *testing.T) {
 			}},
 			{"update a KubevirtConfig's spec", func(ctx context.Context, c client.WithWatch) error {
 				var kvc v1alpha1.KubevirtConfig
-				if err := c.Get(ctx, client.ObjectKey{Name: e.Clusters[0].Name}, &kvc); err != nil {
+				if err := c.Get(ctx, client.ObjectKey{Name: clusterName}, &kvc); err != nil {
 					return err
 				}
 				kvc.Spec.KubeconfigSecretRef = foreignSecret
