@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testenv/simulated"
 )
 
 // suite is one supervisor and two KubeVirt clusters with the simulator
@@ -52,23 +52,9 @@ func newSuite(t *testing.T) *suite {
 	cm, err := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace)
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for i, c := range env.Clusters {
-		sim, err := kubevirtsim.New(c.Client, kubevirtsim.Options{
-			Name: c.Name, AddressPool: fmt.Sprintf("10.%d.0.0/16", 100+i),
-			BootDelay: 300 * time.Millisecond, TerminationDelay: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond,
-		})
-		require.NoError(t, err)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := sim.Run(ctx); err != nil {
-				t.Errorf("simulator %s: %v", c.Name, err)
-			}
-		}()
-	}
+	simulated.Start(t, env, kubevirtsim.Options{
+		AddressPool: "10.100.0.0/16", BootDelay: 300 * time.Millisecond, TerminationDelay: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond,
+	})
 
 	iso := &isoServer{}
 	iso.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

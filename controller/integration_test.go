@@ -38,6 +38,7 @@ import (
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testenv/simulated"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -60,17 +61,8 @@ func newE2E(t *testing.T) *e2e {
 	srv := devtemporal.New(t)
 	s := &e2e{env: env, cluster: env.Clusters[0], temporal: srv.Client(), requests: newRequestCounter()}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	sim, err := kubevirtsim.New(s.cluster.Client, kubevirtsim.Options{Name: s.cluster.Name, AddressPool: "10.100.0.0/16",
+	simulated.Start(t, env, kubevirtsim.Options{AddressPool: "10.100.0.0/16",
 		BootDelay: 300 * time.Millisecond, TerminationDelay: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond})
-	require.NoError(t, err)
-	wg.Go(func() {
-		if err := sim.Run(ctx); err != nil {
-			t.Errorf("simulator: %v", err)
-		}
-	})
 
 	cm, err := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace)
 	require.NoError(t, err)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +42,7 @@ import (
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testenv/simulated"
 )
 
 // recordEnv switches TestRecordHistories on (`make histories`). Recording
@@ -125,21 +125,9 @@ func newRecorder(t *testing.T) *recorder {
 	acts, err := activities.New(activities.Deps{Clients: cm, Supervisor: env.Supervisor.Client, Settings: settings})
 	require.NoError(t, err)
 
-	simCtx, stopSims := context.WithCancel(context.Background())
-	var sims sync.WaitGroup
-	t.Cleanup(func() { stopSims(); sims.Wait() })
-	for i, cluster := range env.Clusters {
-		sim, err := kubevirtsim.New(cluster.Client, kubevirtsim.Options{
-			Name: cluster.Name, AddressPool: fmt.Sprintf("10.%d.0.0/16", 101+i),
-			BootDelay: 300 * time.Millisecond, TerminationDelay: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond,
-		})
-		require.NoError(t, err)
-		sims.Go(func() {
-			if err := sim.Run(simCtx); err != nil && simCtx.Err() == nil {
-				t.Errorf("simulator %s: %v", cluster.Name, err)
-			}
-		})
-	}
+	simulated.Start(t, env, kubevirtsim.Options{
+		AddressPool: "10.101.0.0/16", BootDelay: 300 * time.Millisecond, TerminationDelay: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond,
+	})
 
 	w := worker.New(c, DefaultTaskQueue, worker.Options{})
 	Register(w, &ControlActivities{Client: c, MaxPollInterval: 200 * time.Millisecond})

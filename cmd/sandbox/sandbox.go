@@ -16,6 +16,7 @@ import (
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/runner/manifest"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testenv/simulated"
 )
 
 //go:embed seed.yaml
@@ -65,26 +66,20 @@ func run(ctx context.Context, opts options, loggers logging.Loggers, out io.Writ
 		logger.Info("applied", "object", o.String())
 	}
 
+	// kubevirt-1's addresses are 10.101.x.x, kubevirt-2's 10.102.x.x, ...
+	sims, err := kubevirtsim.NewFleet(simulated.Targets(env), kubevirtsim.Options{AddressPool: "10.101.0.0/16", BootDelay: opts.bootDelay, Logger: loggers.Logr})
+	if err != nil {
+		return fmt.Errorf("simulators: %w", err)
+	}
 	simCtx, stopSims := context.WithCancel(ctx)
+	// gctx also ends when a simulator fails, which stops the sandbox.
 	g, gctx := errgroup.WithContext(simCtx)
+	g.Go(func() error { return sims.Run(gctx) })
 	defer func() {
 		// Stop the simulators before the API servers stop under them.
 		stopSims()
 		err = errors.Join(err, g.Wait())
 	}()
-	for i, c := range env.Clusters {
-		sim, err := kubevirtsim.New(c.Client, kubevirtsim.Options{
-			Name: c.Name,
-			// 10.101.0.0/16, 10.102.0.0/16, ...: unique across clusters.
-			AddressPool: fmt.Sprintf("10.%d.0.0/16", 101+i),
-			BootDelay:   opts.bootDelay,
-			Logger:      loggers.Logr,
-		})
-		if err != nil {
-			return fmt.Errorf("simulator for %s: %w", c.Name, err)
-		}
-		g.Go(func() error { return sim.Run(gctx) })
-	}
 
 	if err := files.write(env); err != nil {
 		return errors.Join(err, files.removeAll())

@@ -3,7 +3,6 @@ package mockmode
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -59,7 +58,7 @@ type Env struct {
 	Clusters map[string]client.Client
 	// Manager hands out Clusters.
 	Manager *clients.MockClientManager
-	sims    []*kubevirtsim.Simulator
+	sims    *kubevirtsim.Fleet
 }
 
 // New builds the demo world. defaultConfig places Machines without the
@@ -81,7 +80,8 @@ func New(opts clients.ModuleOptions, log logr.Logger) (*Env, error) {
 	e.Manager.DefaultConfig = defaultConfig
 
 	seed := []client.Object{machineClass(), networkNamespace()}
-	for i, name := range []string{ConfigA, ConfigB} {
+	var targets []kubevirtsim.Target
+	for _, name := range []string{ConfigA, ConfigB} {
 		config := kubevirtConfig(name, opts.ConfigNamespace)
 		seed = append(seed, config)
 		e.Manager.AddMockedConfig(*config)
@@ -92,15 +92,13 @@ func New(opts clients.ModuleOptions, log logr.Logger) (*Env, error) {
 			Build()
 		e.Clusters[name] = cluster
 		e.Manager.AddMockedClient(name, cluster)
-		sim, err := kubevirtsim.New(cluster, kubevirtsim.Options{
-			Name: name, AddressPool: fmt.Sprintf("10.%d.0.0/16", 100+i),
-			BootDelay: bootDelay, TerminationDelay: terminationDelay,
-			Logger: log.WithValues("cluster", name),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("simulator for %s: %w", name, err)
-		}
-		e.sims = append(e.sims, sim)
+		targets = append(targets, kubevirtsim.Target{Name: name, Client: cluster})
+	}
+	// demo-a's addresses are 10.100.x.x, demo-b's 10.101.x.x.
+	if e.sims, err = kubevirtsim.NewFleet(targets, kubevirtsim.Options{
+		AddressPool: "10.100.0.0/16", BootDelay: bootDelay, TerminationDelay: terminationDelay, Logger: log,
+	}); err != nil {
+		return nil, fmt.Errorf("simulators: %w", err)
 	}
 	for _, name := range Machines {
 		seed = append(seed, machine(name))
@@ -123,21 +121,7 @@ func newFake(s *runtime.Scheme) *fake.ClientBuilder {
 }
 
 // Run runs the simulators until ctx ends.
-func (e *Env) Run(ctx context.Context) error {
-	errs := make(chan error, len(e.sims))
-	var wg sync.WaitGroup
-	for _, sim := range e.sims {
-		wg.Go(func() { errs <- sim.Run(ctx) })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (e *Env) Run(ctx context.Context) error { return e.sims.Run(ctx) }
 
 // storage is a default StorageClass and its CDI StorageProfile, which the
 // activities consult to size and shape disks.

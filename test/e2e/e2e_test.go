@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -102,9 +103,10 @@ func TestProvisionAndDeprovision(t *testing.T) {
 		assert.Equal(t, "Completed", o.Status)
 		assert.Equal(t, m.config, o.Result.KubevirtConfig, m.name)
 		require.NotEmpty(t, o.Result.IPAddresses, m.name)
-		pool := addressPool(clusterIndex(t, m.config))
-		assert.True(t, strings.HasPrefix(o.Result.IPAddresses[0], strings.TrimSuffix(pool, "0.0/16")),
-			"%s: address %s from the pool %s of %s", m.name, o.Result.IPAddresses[0], pool, m.config)
+		pool := st.sims.AddressPool(m.config)
+		addr, err := netip.ParseAddr(o.Result.IPAddresses[0])
+		require.NoError(t, err, m.name)
+		assert.True(t, pool.Contains(addr), "%s: address %s from the pool %s of %s", m.name, addr, pool, m.config)
 
 		machine := st.getMachine(t, ns, m.name)
 		assert.Equal(t, v1alpha1.MachinePhaseRunning, machine.Status.Phase, m.name)

@@ -24,6 +24,7 @@ import (
 	"github.com/machineflow/machineflow/internal/devtemporal"
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testenv/simulated"
 )
 
 // Simulator timings: fast enough for a short suite, slow enough that every
@@ -49,8 +50,8 @@ type suite struct {
 	env           *testenv.Env
 	kubeconfig    string
 	metricsAddr   string
-	stopSims      func()
-	sims          sync.WaitGroup
+	sims          *kubevirtsim.Fleet
+	stopSims      func() error
 	worker        *process
 	workerLogPath string
 	simLogPath    string
@@ -107,7 +108,7 @@ func setUp() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &suite{root: root, dir: dir, stopSims: func() {}, workerLogPath: filepath.Join(dir, "worker.log"), simLogPath: filepath.Join(dir, "simulators.log")}
+	st := &suite{root: root, dir: dir, stopSims: func() error { return nil }, workerLogPath: filepath.Join(dir, "worker.log"), simLogPath: filepath.Join(dir, "simulators.log")}
 	if st.temporalCLI, err = devtemporal.CLIPath(); err != nil {
 		return st, err
 	}
@@ -167,36 +168,21 @@ func (st *suite) startSimulators() error {
 		defer mu.Unlock()
 		fmt.Fprintln(log, prefix, args)
 	}, funcr.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	st.stopSims = func() {
-		cancel()
-		st.sims.Wait()
-		log.Close()
+	if st.sims, err = kubevirtsim.NewFleet(simulated.Targets(st.env), kubevirtsim.Options{
+		// A VM's address tells which cluster it runs on: 10.100.x.x on
+		// kubevirt-1, 10.101.x.x on kubevirt-2.
+		AddressPool:      "10.100.0.0/16",
+		BootDelay:        simBootDelay,
+		TerminationDelay: simTerminationDelay,
+		PollInterval:     simPollInterval,
+		Logger:           logger,
+	}); err != nil {
+		return errors.Join(err, log.Close())
 	}
-	for i, c := range st.env.Clusters {
-		sim, err := kubevirtsim.New(c.Client, kubevirtsim.Options{
-			Name:             c.Name,
-			AddressPool:      addressPool(i),
-			BootDelay:        simBootDelay,
-			TerminationDelay: simTerminationDelay,
-			PollInterval:     simPollInterval,
-			Logger:           logger.WithName(c.Name),
-		})
-		if err != nil {
-			return fmt.Errorf("simulator for %s: %w", c.Name, err)
-		}
-		st.sims.Go(func() {
-			if err := sim.Run(ctx); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(os.Stderr, "e2e: simulator %s stopped: %v\n", c.Name, err)
-			}
-		})
-	}
+	stop := st.sims.Start(context.Background())
+	st.stopSims = func() error { return errors.Join(stop(), log.Close()) }
 	return nil
 }
-
-// addressPool is the simulator's pool on cluster i (0-based): a VM's
-// address tells which cluster it runs on.
-func addressPool(i int) string { return fmt.Sprintf("10.%d.0.0/16", 100+i) }
 
 func (st *suite) tearDown() error {
 	var errs []error
@@ -205,7 +191,7 @@ func (st *suite) tearDown() error {
 			errs = append(errs, fmt.Errorf("stopping the worker: %w", err))
 		}
 	}
-	st.stopSims()
+	errs = append(errs, st.stopSims())
 	if st.env != nil {
 		errs = append(errs, st.env.Stop())
 	}

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/testenv"
 )
 
 const (
@@ -156,15 +155,4 @@ func (st *suite) vm(t *testing.T, config, ns, name string) *kubevirtv1.VirtualMa
 		return nil
 	}
 	return vm
-}
-
-// clusterIndex is the 0-based index of a cluster name, for addressPool.
-func clusterIndex(t *testing.T, config string) int {
-	for i := range s.env.Clusters {
-		if testenv.ClusterName(i+1) == config {
-			return i
-		}
-	}
-	t.Fatalf("no cluster %s", config)
-	return -1
 }
