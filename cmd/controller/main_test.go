@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/machineflow/machineflow/internal/devtemporal"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -105,16 +105,6 @@ func TestGraphIsComplete(t *testing.T) {
 	require.NoError(t, fx.ValidateApp(app(c)))
 }
 
-// freeAddress returns a loopback address nothing listens on right now.
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -135,7 +125,7 @@ func TestAppRunsTheController(t *testing.T) {
 	srv := devtemporal.New(t)
 	kubeconfig := filepath.Join(t.TempDir(), "supervisor.kubeconfig")
 	require.NoError(t, os.WriteFile(kubeconfig, env.Supervisor.Kubeconfig, 0o600))
-	metrics, probes := freeAddress(t), freeAddress(t)
+	metrics, probes := testutil.FreeAddress(t), testutil.FreeAddress(t)
 	c, err := loadWith(map[string]string{
 		"TEMPORAL_ADDRESS":          srv.FrontendHostPort(),
 		"LEADER_ELECTION_NAMESPACE": env.ConfigNamespace,

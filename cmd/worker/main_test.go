@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,6 +28,7 @@ import (
 	"github.com/machineflow/machineflow/internal/config"
 	"github.com/machineflow/machineflow/internal/devtemporal"
 	"github.com/machineflow/machineflow/internal/mockmode"
+	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -85,33 +84,16 @@ func TestGraphIsCompleteInBothModes(t *testing.T) {
 // runWorker runs the binary; its stderr is collected in the returned buffer.
 type workerProcess struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startWorker(t *testing.T, env []string, args ...string) *workerProcess {
 	t.Helper()
 	cmd := exec.Command(workerBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &workerProcess{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &workerProcess{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	require.NoError(t, cmd.Start())
 	go func() { p.err = cmd.Wait(); close(p.done) }()
@@ -167,15 +149,6 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 }
 
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 func httpGet(url string) (int, string, error) {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -192,7 +165,7 @@ func httpGet(url string) (int, string, error) {
 // SIGTERM stops it with status 0 after letting a running activity finish.
 func TestMockModeAgainstDevServer(t *testing.T) {
 	srv := devtemporal.New(t)
-	metrics := "http://" + freeAddress(t)
+	metrics := "http://" + testutil.FreeAddress(t)
 	p := startWorker(t, []string{
 		"TEMPORAL_ADDRESS=" + srv.FrontendHostPort(),
 		"CLIENT_MANAGER=mock",

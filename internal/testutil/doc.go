@@ -1,0 +1,5 @@
+// Package testutil holds the few helpers that tests of several packages
+// share: a free loopback address for a server a test starts, and a buffer
+// that captures a child process's output while the test reads it. It is
+// for tests only; no production code imports it.
+package testutil

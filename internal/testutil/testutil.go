@@ -1,0 +1,46 @@
+package testutil
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"testing"
+)
+
+// FreeAddress returns a 127.0.0.1:port address that nothing listens on
+// right now. The port is released before returning, so the server under
+// test can bind it; another process could take it in between, which on a
+// test machine is rare enough to accept.
+func FreeAddress(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testutil: find a free port: %v", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatalf("testutil: release %s: %v", addr, err)
+	}
+	return addr
+}
+
+// SyncBuffer is a bytes.Buffer that may be written (as a child process's
+// Stdout or Stderr) and read at the same time. The zero value is empty and
+// ready to use.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
