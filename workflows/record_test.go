@@ -26,14 +26,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	kubevirtv1 "kubevirt.io/api/core/v1"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities"
@@ -55,8 +51,6 @@ const (
 	recordNetwork   = "vlan-100"
 	recordVLAN      = 100
 )
-
-var nadListGVK = schema.GroupVersionKind{Group: "k8s.cni.cncf.io", Version: "v1", Kind: "NetworkAttachmentDefinitionList"}
 
 // recorder runs the real workflows and activities on the Temporal dev
 // server against the harness's API servers and the KubeVirt simulator.
@@ -184,36 +178,13 @@ func (r *recorder) getMachine(t *testing.T, name string) *v1alpha1.Machine {
 	return m
 }
 
-// leftovers names the live objects created for a Machine on a cluster:
-// its VM, PVCs and NetworkAttachmentDefinitions (by machineflow's labels).
+// leftovers names what is left of a Machine on a cluster
+// (testenv.Cluster.MachineLeftovers).
 func (r *recorder) leftovers(t *testing.T, cluster, machine string) []string {
 	t.Helper()
-	c := r.env.Cluster(cluster).Client
-	opts := []ctrlclient.ListOption{ctrlclient.InNamespace(recordNamespace), ctrlclient.MatchingLabels(names.ManagedLabels(machine))}
-	var out []string
-	vms := &kubevirtv1.VirtualMachineList{}
-	require.NoError(t, c.List(t.Context(), vms, opts...))
-	for _, o := range vms.Items {
-		out = append(out, "VirtualMachine "+o.Name)
-	}
-	pvcs := &corev1.PersistentVolumeClaimList{}
-	require.NoError(t, c.List(t.Context(), pvcs, opts...))
-	for _, o := range pvcs.Items {
-		// The pvc-protection finalizer keeps a deleted PVC listed: envtest
-		// runs no controller that would remove it.
-		if o.DeletionTimestamp == nil {
-			out = append(out, "PersistentVolumeClaim "+o.Name)
-		}
-	}
-	nads := &unstructured.UnstructuredList{}
-	nads.SetGroupVersionKind(nadListGVK)
-	require.NoError(t, c.List(t.Context(), nads, ctrlclient.InNamespace(recordNamespace)))
-	for _, o := range nads.Items {
-		if o.GetLabels()[names.SourceMachineLabel] == machine {
-			out = append(out, "NetworkAttachmentDefinition "+o.GetName())
-		}
-	}
-	return out
+	left, err := r.env.Cluster(cluster).MachineLeftovers(t.Context(), recordNamespace, machine)
+	require.NoError(t, err)
+	return left
 }
 
 // keep stores a closed run's history under file (without .json).
@@ -287,7 +258,9 @@ func (r *recorder) provisionAndDeprovision(ctx context.Context, t *testing.T) {
 	m := r.getMachine(t, name)
 	require.Equal(t, v1alpha1.MachinePhaseRunning, m.Status.Phase)
 	require.Equal(t, cluster, m.Annotations[names.PlacementAnnotation])
-	require.ElementsMatch(t, []string{"VirtualMachine " + name, "PersistentVolumeClaim " + name, "NetworkAttachmentDefinition vlan100"},
+	on := " on " + cluster
+	require.ElementsMatch(t, []string{"VirtualMachine default/" + name + on, "VirtualMachineInstance default/" + name + on,
+		"PersistentVolumeClaim default/" + name + on, "NetworkAttachmentDefinition default/vlan100" + on},
 		r.leftovers(t, cluster, name))
 	r.keep(t, "provision-success", run)
 

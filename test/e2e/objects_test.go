@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,8 +24,6 @@ const (
 	// nadName is the NetworkAttachmentDefinition of vlanID.
 	nadName = "vlan42"
 )
-
-var nadListGVK = schema.GroupVersionKind{Group: "k8s.cni.cncf.io", Version: "v1", Kind: "NetworkAttachmentDefinitionList"}
 
 // createClass creates the MachineClass every Machine of the suite uses.
 func createClass(c client.Client) error {
@@ -87,60 +83,16 @@ func (st *suite) getMachine(t *testing.T, ns, name string) *v1alpha1.Machine {
 	return m
 }
 
-// remains lists what is left of a Machine on every KubeVirt cluster: VMs,
-// VMIs and PVCs labelled with its name, and NADs in its namespace.
+// remains lists what is left of a Machine on every KubeVirt cluster.
 func (st *suite) remains(t *testing.T, ns, name string) []string {
 	t.Helper()
-	ctx := t.Context()
-	ours := client.MatchingLabels{names.ManagedByLabel: names.ManagedByValue, names.SourceMachineLabel: name}
 	var left []string
 	for _, c := range st.env.Clusters {
-		lists := map[string]client.ObjectList{
-			"VirtualMachine":         &kubevirtv1.VirtualMachineList{},
-			"VirtualMachineInstance": &kubevirtv1.VirtualMachineInstanceList{},
-			"PersistentVolumeClaim":  &corev1.PersistentVolumeClaimList{},
-		}
-		for kind, l := range lists {
-			require.NoError(t, c.Client.List(ctx, l, client.InNamespace(ns), ours))
-			for _, o := range itemNames(t, l) {
-				left = append(left, fmt.Sprintf("%s %s/%s on %s", kind, ns, o, c.Name))
-			}
-		}
-		nads := &unstructured.UnstructuredList{}
-		nads.SetGroupVersionKind(nadListGVK)
-		require.NoError(t, c.Client.List(ctx, nads, client.InNamespace(ns)))
-		for _, n := range nads.Items {
-			left = append(left, fmt.Sprintf("NetworkAttachmentDefinition %s/%s on %s", ns, n.GetName(), c.Name))
-		}
+		l, err := c.MachineLeftovers(t.Context(), ns, name)
+		require.NoError(t, err)
+		left = append(left, l...)
 	}
 	return left
-}
-
-// itemNames names the listed objects. A PVC being deleted counts as gone:
-// envtest has no controller-manager to remove its pvc-protection
-// finalizer, which a real cluster does once no pod uses the claim.
-func itemNames(t *testing.T, l client.ObjectList) []string {
-	t.Helper()
-	var out []string
-	switch l := l.(type) {
-	case *kubevirtv1.VirtualMachineList:
-		for _, o := range l.Items {
-			out = append(out, o.Name)
-		}
-	case *kubevirtv1.VirtualMachineInstanceList:
-		for _, o := range l.Items {
-			out = append(out, o.Name)
-		}
-	case *corev1.PersistentVolumeClaimList:
-		for _, o := range l.Items {
-			if o.DeletionTimestamp == nil {
-				out = append(out, o.Name)
-			}
-		}
-	default:
-		t.Fatalf("itemNames: unexpected %T", l)
-	}
-	return out
 }
 
 // vm returns the Machine's VM on the named cluster, or nil.
