@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -117,31 +118,42 @@ func (a *Activities) DeleteVolumes(ctx context.Context, in DeleteVolumesInput) (
 			return DeleteResult{}, err
 		}
 	}
-	// The ISO DataVolume carries our labels from the VM's template; CDI's
-	// claim for it is owned by the DataVolume and may lack them.
+	if err := a.deleteISOVolume(ctx, c, in.RemoteMachine, &res); err != nil {
+		return DeleteResult{}, err
+	}
+	return res, nil
+}
+
+// deleteISOVolume deletes the Machine's ISO DataVolume <vm>-iso when it is
+// ours, and the claim of that name when it is ours too: labelled, or owned
+// by the DataVolume just found to be ours (CDI creates the claim for the
+// DataVolume and may not copy our labels onto it).
+func (a *Activities) deleteISOVolume(ctx context.Context, c client.Client, rm RemoteMachine, res *DeleteResult) error {
+	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: isoName(rm.Machine.Name)}
+	where := fmt.Sprintf("%s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig)
 	dv := &cdiv1beta1.DataVolume{}
-	err = c.Get(ctx, client.ObjectKey{Namespace: ns, Name: iso}, dv)
+	var ourDV types.UID
+	err := c.Get(ctx, key, dv)
 	switch {
 	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
 	case err != nil:
-		return DeleteResult{}, classify(err, fmt.Sprintf("get DataVolume %s/%s on %s", ns, iso, in.KubevirtConfig))
+		return classify(err, "get DataVolume "+where)
 	case isManaged(dv):
-		if err := a.deleteOnce(ctx, c, in.KubevirtConfig, "DataVolume", dv, &res); err != nil {
-			return DeleteResult{}, err
+		ourDV = dv.UID
+		if err := a.deleteOnce(ctx, c, rm.KubevirtConfig, "DataVolume", dv, res); err != nil {
+			return err
 		}
 	}
-	isoPVC := &corev1.PersistentVolumeClaim{}
-	err = c.Get(ctx, client.ObjectKey{Namespace: ns, Name: iso}, isoPVC)
+	pvc := &corev1.PersistentVolumeClaim{}
+	err = c.Get(ctx, key, pvc)
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return DeleteResult{}, classify(err, fmt.Sprintf("get PVC %s/%s on %s", ns, iso, in.KubevirtConfig))
-	case isManaged(isoPVC) || ownedByKind(isoPVC, "DataVolume", iso):
-		if err := a.deleteOnce(ctx, c, in.KubevirtConfig, "PersistentVolumeClaim", isoPVC, &res); err != nil {
-			return DeleteResult{}, err
-		}
+		return classify(err, "get PVC "+where)
+	case isManaged(pvc) || (ourDV != "" && ownedByUID(pvc, ourDV)):
+		return a.deleteOnce(ctx, c, rm.KubevirtConfig, "PersistentVolumeClaim", pvc, res)
 	}
-	return res, nil
+	return nil
 }
 
 // deleteOnce deletes obj unless it is already terminating, recording it.
@@ -163,6 +175,15 @@ func (a *Activities) deleteOnce(ctx context.Context, c client.Client, cluster, k
 func ownedByKind(obj client.Object, kind, name string) bool {
 	for _, o := range obj.GetOwnerReferences() {
 		if o.Kind == kind && o.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func ownedByUID(obj client.Object, uid types.UID) bool {
+	for _, o := range obj.GetOwnerReferences() {
+		if o.UID == uid {
 			return true
 		}
 	}

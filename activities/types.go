@@ -25,6 +25,7 @@ const (
 	CheckClusterName               = "CheckCluster"
 	RecordClusterHealthName        = "RecordClusterHealth"
 	InvalidateClusterClientName    = "InvalidateClusterClient"
+	CleanupISOName                 = "CleanupISO"
 )
 
 // Application error types returned by activities. Every type listed by
