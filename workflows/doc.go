@@ -1,6 +1,7 @@
 // Package workflows holds the durable side of machineflow: ProvisionMachine,
-// DeprovisionMachine and ClusterHealthCheck, their activity options, their
-// IDs, and the Starter that the starter CLI and the controller use.
+// DeprovisionMachine, ClusterHealthCheck and EjectISO, their activity
+// options, their IDs, and the Starter that the starter CLI and the
+// controller use.
 //
 // # Activities by name
 //
@@ -30,6 +31,7 @@
 //	DeleteVirtualMachine         5m            15m              30s        1m   (waits for VM and VMI to go)
 //	DeleteVolumes/Network        1m            5m               -          1m
 //	DeleteNetworkConfiguration   30s           5m               -          30s
+//	CleanupISO                   1m            10m              -          1m
 //	ListClusters                 30s           2m               -          30s
 //	CheckCluster                 30s           1m               -          10s  (2 attempts)
 //	RecordClusterHealth          30s           2m               -          30s
@@ -121,6 +123,24 @@
 // cluster delays no other cluster's record. The report is sorted by name.
 // InvalidateClusterClient drops the cache of the worker process that runs
 // it only.
+//
+// # ISO ejection
+//
+// EjectISO (ID eject-iso/<namespace>/<name>) removes the installation ISO
+// of a Machine booted from one, once someone has annotated it
+// vitistack.io/cdrom-ejected or vitistack.io/os-installed "true" (the
+// controller starts it for Running Machines). It is two steps:
+// LookupPlacement (a Machine that is gone or was never placed has nothing
+// to remove, and the run completes) and CleanupISO, which patches the
+// cdrom-iso disk, its volume and the <vm>-iso DataVolumeTemplate out of
+// the VM, deletes the ISO's DataVolume and claim, and annotates the
+// Machine vitistack.io/iso-cleaned-up. CleanupISO is idempotent, so a
+// second run, or a run for a Machine that is already clean, changes
+// nothing. Nothing is compensated: removing the ISO is the end state, and
+// a failure leaves the Machine without the annotation, so the controller
+// retries with backoff. The operator ran the same cleanup inside every
+// reconcile and only logged its errors; here each attempt is a run in
+// history, and a failure is visible on the Machine.
 //
 // # Changing workflow code: GetVersion and replay histories
 //

@@ -48,6 +48,7 @@ var activityPolicies = map[string]activityPolicy{
 	activities.DeleteVolumesName:              {startToClose: time.Minute, scheduleToClose: 5 * time.Minute, maxInterval: time.Minute},
 	activities.DeleteNetworkName:              {startToClose: time.Minute, scheduleToClose: 5 * time.Minute, maxInterval: time.Minute},
 	activities.DeleteNetworkConfigurationName: {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
+	activities.CleanupISOName:                 {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
 	activities.ListClustersName:               {startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second},
 	// CheckCluster reports an unhealthy cluster as a result, not an error:
 	// a second attempt only covers a lost worker.

@@ -25,6 +25,7 @@ const (
 	provisionTimeoutOverBoot = 3 * time.Hour
 	deprovisionTimeout       = RemoteCleanupDeadline + 3*time.Hour
 	healthCheckTimeout       = 10 * time.Minute
+	ejectISOTimeout          = 30 * time.Minute
 )
 
 // ProvisionWorkflowID is the ID of the ProvisionMachine of a Machine: at
@@ -36,6 +37,11 @@ func ProvisionWorkflowID(namespace, name string) string {
 // DeprovisionWorkflowID is the ID of the DeprovisionMachine of a Machine.
 func DeprovisionWorkflowID(namespace, name string) string {
 	return "deprovision/" + namespace + "/" + name
+}
+
+// EjectISOWorkflowID is the ID of the EjectISO of a Machine.
+func EjectISOWorkflowID(namespace, name string) string {
+	return "eject-iso/" + namespace + "/" + name
 }
 
 // Register registers the workflows under their type names and the control
@@ -52,6 +58,7 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(ProvisionMachine, workflow.RegisterOptions{Name: ProvisionMachineName})
 	r.RegisterWorkflowWithOptions(DeprovisionMachine, workflow.RegisterOptions{Name: DeprovisionMachineName})
 	r.RegisterWorkflowWithOptions(ClusterHealthCheck, workflow.RegisterOptions{Name: ClusterHealthCheckName})
+	r.RegisterWorkflowWithOptions(EjectISO, workflow.RegisterOptions{Name: EjectISOName})
 }
 
 // Starter starts the workflows with their IDs, task queue and policies. It
@@ -98,6 +105,16 @@ func (s Starter) StartDeprovision(ctx context.Context, in DeprovisionInput, opts
 	}
 	o := s.machineOptions(DeprovisionWorkflowID(in.Namespace, in.Name), deprovisionTimeout, in.Namespace, in.Name, opts)
 	return s.start(ctx, o, DeprovisionMachineName, in)
+}
+
+// StartEjectISO starts EjectISO for a Machine, or returns the run that is
+// already open for it (with the memo it was started with).
+func (s Starter) StartEjectISO(ctx context.Context, in EjectISOInput, opts ...StartOption) (client.WorkflowRun, error) {
+	if err := in.Validate(); err != nil {
+		return nil, fmt.Errorf("eject the ISO of Machine %s/%s: %w", in.Namespace, in.Name, err)
+	}
+	o := s.machineOptions(EjectISOWorkflowID(in.Namespace, in.Name), ejectISOTimeout, in.Namespace, in.Name, opts)
+	return s.start(ctx, o, EjectISOName, in)
 }
 
 // machineOptions are the options of a run for one Machine: the common
