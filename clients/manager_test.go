@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,51 @@ func newManager(t testing.TB, sup client.Client, opts ...Option) *KubevirtClient
 	m, err := NewKubevirtClientManager(sup, testScheme(t), testConfigNamespace, opts...)
 	require.NoError(t, err)
 	return m
+}
+
+// eastOnly is an API server and a supervisor whose one KubevirtConfig,
+// "east", reaches it with the token it accepts.
+func eastOnly(t testing.TB) (*apiServer, *supervisor) {
+	t.Helper()
+	srv := newAPIServer(t, "t")
+	return srv, newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
+}
+
+// mustClient is GetClientForConfig for a config that must work.
+func mustClient(t testing.TB, m *KubevirtClientManager, config string) client.Client {
+	t.Helper()
+	c, err := m.GetClientForConfig(t.Context(), config)
+	require.NoError(t, err)
+	return c
+}
+
+// host is the API server that config's client talks to.
+func host(t testing.TB, m *KubevirtClientManager, config string) string {
+	t.Helper()
+	cfg, err := m.GetRESTConfigForConfig(t.Context(), config)
+	require.NoError(t, err)
+	return cfg.Host
+}
+
+// holdFirstSecretRead makes the supervisor's first Secret read from now on
+// wait for release; entered is closed once it waits. Later reads pass.
+func holdFirstSecretRead(sup *supervisor) (entered <-chan struct{}, release func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sup.beforeSecretGet = func() {
+		once.Do(func() {
+			close(in)
+			<-out
+		})
+	}
+	return in, func() { close(out) }
+}
+
+func getConfig(t testing.TB, c client.Client, name string) *v1alpha1.KubevirtConfig {
+	t.Helper()
+	kvc := &v1alpha1.KubevirtConfig{}
+	require.NoError(t, c.Get(t.Context(), client.ObjectKey{Name: name}, kvc))
+	return kvc
 }
 
 func TestNewKubevirtClientManagerRejectsBadInput(t *testing.T) {
@@ -66,33 +112,22 @@ func TestGetClientForConfigCachesOneClientPerConfig(t *testing.T) {
 		tokenConfig(t, "east", east.URL, "e"),
 		tokenConfig(t, "west", west.URL, "w"))...)
 	m := newManager(t, sup)
-	ctx := t.Context()
 
-	e1, err := m.GetClientForConfig(ctx, "east")
-	require.NoError(t, err)
-	w1, err := m.GetClientForConfig(ctx, "west")
-	require.NoError(t, err)
+	e1, w1 := mustClient(t, m, "east"), mustClient(t, m, "west")
 	assert.NotSame(t, e1, w1)
 	for range 3 {
-		e, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
-		assert.Same(t, e1, e, "a cached config must return the same client")
+		assert.Same(t, e1, mustClient(t, m, "east"), "a cached config must return the same client")
 	}
 	assert.EqualValues(t, 2, sup.secretGets.Load(), "one Secret read per config")
 
-	eastCfg, err := m.GetRESTConfigForConfig(ctx, "east")
-	require.NoError(t, err)
-	westCfg, err := m.GetRESTConfigForConfig(ctx, "west")
-	require.NoError(t, err)
-	assert.Equal(t, east.URL, eastCfg.Host)
-	assert.Equal(t, west.URL, westCfg.Host)
-	require.NoError(t, m.ValidateConnection(ctx, "east"))
-	require.NoError(t, m.ValidateConnection(ctx, "west"))
+	assert.Equal(t, east.URL, host(t, m, "east"))
+	assert.Equal(t, west.URL, host(t, m, "west"))
+	require.NoError(t, m.ValidateConnection(t.Context(), "east"))
+	require.NoError(t, m.ValidateConnection(t.Context(), "west"))
 }
 
 func TestGetRESTConfigForConfigReturnsBoundedCopy(t *testing.T) {
-	srv := newAPIServer(t, "t")
-	sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
+	srv, sup := eastOnly(t)
 	m := newManager(t, sup, WithRequestTimeout(3*time.Second), WithQPS(7), WithBurst(9))
 
 	cfg, err := m.GetRESTConfigForConfig(t.Context(), "east")
@@ -119,8 +154,7 @@ func TestGetRESTConfigForConfigReturnsBoundedCopy(t *testing.T) {
 }
 
 func TestConcurrentFirstCallsBuildOneClient(t *testing.T) {
-	srv := newAPIServer(t, "t")
-	sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
+	_, sup := eastOnly(t)
 	// Hold the first build long enough for the others to pile up on it.
 	sup.beforeSecretGet = func() { time.Sleep(50 * time.Millisecond) }
 	m := newManager(t, sup)
@@ -151,14 +185,9 @@ func TestNoLockHeldWhileBuilding(t *testing.T) {
 		tokenConfig(t, "fast", srv.URL, "t"),
 		tokenConfig(t, "slow", srv.URL, "t"))...)
 	m := newManager(t, sup)
-	fast, err := m.GetClientForConfig(t.Context(), "fast")
-	require.NoError(t, err)
+	fast := mustClient(t, m, "fast")
 
-	entered, release := make(chan struct{}), make(chan struct{})
-	sup.beforeSecretGet = func() {
-		close(entered)
-		<-release
-	}
+	entered, release := holdFirstSecretRead(sup)
 	slowDone := make(chan error, 1)
 	go func() {
 		_, err := m.GetClientForConfig(t.Context(), "slow")
@@ -167,13 +196,11 @@ func TestNoLockHeldWhileBuilding(t *testing.T) {
 	<-entered
 	// The slow build now waits inside a supervisor read. Cache hits,
 	// invalidations and listings must not wait for it.
-	c, err := m.GetClientForConfig(t.Context(), "fast")
-	require.NoError(t, err)
-	assert.Same(t, fast, c)
+	assert.Same(t, fast, mustClient(t, m, "fast"))
 	m.InvalidateClient("other")
-	_, err = m.ListKubevirtConfigs(t.Context())
+	_, err := m.ListKubevirtConfigs(t.Context())
 	require.NoError(t, err)
-	close(release)
+	release()
 	require.NoError(t, <-slowDone)
 }
 
@@ -186,17 +213,9 @@ func TestInvalidationDuringBuildIsNotUndone(t *testing.T) {
 		{"InvalidateAll", func(m *KubevirtClientManager) { m.InvalidateAll() }},
 	} {
 		t.Run(invalidate.name, func(t *testing.T) {
-			srv := newAPIServer(t, "t")
-			sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
+			_, sup := eastOnly(t)
 			m := newManager(t, sup)
-			entered, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			sup.beforeSecretGet = func() {
-				once.Do(func() {
-					close(entered)
-					<-release
-				})
-			}
+			entered, release := holdFirstSecretRead(sup)
 			built := make(chan client.Client, 1)
 			go func() {
 				c, err := m.GetClientForConfig(t.Context(), "east")
@@ -205,13 +224,11 @@ func TestInvalidationDuringBuildIsNotUndone(t *testing.T) {
 			}()
 			<-entered
 			invalidate.fn(m)
-			close(release)
+			release()
 			first := <-built
 			require.NotNil(t, first)
 
-			second, err := m.GetClientForConfig(t.Context(), "east")
-			require.NoError(t, err)
-			assert.NotSame(t, first, second, "a build that raced with an invalidation must not be cached")
+			assert.NotSame(t, first, mustClient(t, m, "east"), "a build that raced with an invalidation must not be cached")
 			assert.EqualValues(t, 2, sup.secretGets.Load())
 		})
 	}
@@ -223,29 +240,18 @@ func TestInvalidateClientRebuildsFromCurrentSecret(t *testing.T) {
 		tokenConfig(t, "a", east.URL, "t"),
 		tokenConfig(t, "b", east.URL, "t"))...)
 	m := newManager(t, sup)
-	ctx := t.Context()
-	a1, err := m.GetClientForConfig(ctx, "a")
-	require.NoError(t, err)
-	b1, err := m.GetClientForConfig(ctx, "b")
-	require.NoError(t, err)
+	a1, b1 := mustClient(t, m, "a"), mustClient(t, m, "b")
 
 	updateSecret(t, sup, "a", kubeconfigData(kubeconfig(t, west.URL, "t")))
 	m.InvalidateClient("a")
-	a2, err := m.GetClientForConfig(ctx, "a")
-	require.NoError(t, err)
+	a2 := mustClient(t, m, "a")
 	assert.NotSame(t, a1, a2)
-	cfg, err := m.GetRESTConfigForConfig(ctx, "a")
-	require.NoError(t, err)
-	assert.Equal(t, west.URL, cfg.Host)
-	b2, err := m.GetClientForConfig(ctx, "b")
-	require.NoError(t, err)
+	assert.Equal(t, west.URL, host(t, m, "a"))
+	b2 := mustClient(t, m, "b")
 	assert.Same(t, b1, b2, "invalidating a must keep b")
 
 	m.InvalidateAll()
-	a3, err := m.GetClientForConfig(ctx, "a")
-	require.NoError(t, err)
-	b3, err := m.GetClientForConfig(ctx, "b")
-	require.NoError(t, err)
+	a3, b3 := mustClient(t, m, "a"), mustClient(t, m, "b")
 	assert.NotSame(t, a2, a3)
 	assert.NotSame(t, b2, b3)
 }
@@ -264,96 +270,69 @@ func TestRevalidationAfterInterval(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0))
 	m := newManager(t, sup, WithClock(clk), WithRevalidationInterval(30*time.Second))
 	ctx := t.Context()
-	host := func() string {
-		t.Helper()
-		cfg, err := m.GetRESTConfigForConfig(ctx, "east")
-		require.NoError(t, err)
-		return cfg.Host
-	}
-
-	c1, err := m.GetClientForConfig(ctx, "east")
-	require.NoError(t, err)
+	c1 := mustClient(t, m, "east")
 
 	t.Run("rotation takes effect after the interval, not before", func(t *testing.T) {
 		updateSecret(t, sup, "east", kubeconfigData(kubeconfig(t, west.URL, "t")))
 		clk.SetTime(clk.Now().Add(29 * time.Second))
-		assert.Equal(t, east.URL, host(), "within the interval the cached client is served")
+		assert.Equal(t, east.URL, host(t, m, "east"), "within the interval the cached client is served")
 		clk.SetTime(clk.Now().Add(2 * time.Second))
-		assert.Equal(t, west.URL, host(), "past the interval the rotated Secret is used")
-		c2, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
-		assert.NotSame(t, c1, c2)
+		assert.Equal(t, west.URL, host(t, m, "east"), "past the interval the rotated Secret is used")
+		assert.NotSame(t, c1, mustClient(t, m, "east"))
 	})
 
 	t.Run("unchanged kubeconfig keeps the client", func(t *testing.T) {
-		c2, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
-		var kvc v1alpha1.KubevirtConfig
-		require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "east"}, &kvc))
+		c2 := mustClient(t, m, "east")
+		kvc := getConfig(t, sup, "east")
 		kvc.Status.Phase = "Ready"
-		require.NoError(t, sup.Update(ctx, &kvc))
+		require.NoError(t, sup.Update(ctx, kvc))
 		reads := sup.secretGets.Load()
 		clk.SetTime(clk.Now().Add(time.Minute))
-		c3, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
+		c3 := mustClient(t, m, "east")
 		assert.Same(t, c2, c3, "a status edit must not rebuild the client")
 		assert.Equal(t, reads+1, sup.secretGets.Load(), "revalidation reads the Secret once")
-		c4, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
-		assert.Same(t, c3, c4)
+		assert.Same(t, c3, mustClient(t, m, "east"))
 		assert.Equal(t, reads+1, sup.secretGets.Load(), "a revalidated client is fresh for another interval")
 	})
 
 	t.Run("config now pointing at another Secret", func(t *testing.T) {
-		before, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
+		before := mustClient(t, m, "east")
 		other := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: testConfigNamespace, Name: "other"},
 			Data:       kubeconfigData(kubeconfig(t, east.URL, "t")),
 		}
 		require.NoError(t, sup.Create(ctx, other))
-		var kvc v1alpha1.KubevirtConfig
-		require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "east"}, &kvc))
+		kvc := getConfig(t, sup, "east")
 		kvc.Spec.KubeconfigSecretRef = "other"
-		require.NoError(t, sup.Update(ctx, &kvc))
+		require.NoError(t, sup.Update(ctx, kvc))
 		clk.SetTime(clk.Now().Add(time.Minute))
-		assert.Equal(t, east.URL, host())
-		after, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
-		assert.NotSame(t, before, after)
+		assert.Equal(t, east.URL, host(t, m, "east"))
+		assert.NotSame(t, before, mustClient(t, m, "east"))
 	})
 
 	t.Run("deleted config drops the client", func(t *testing.T) {
-		before, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
-		var kvc v1alpha1.KubevirtConfig
-		require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "east"}, &kvc))
-		require.NoError(t, sup.Delete(ctx, &kvc))
+		before := mustClient(t, m, "east")
+		kvc := getConfig(t, sup, "east")
+		require.NoError(t, sup.Delete(ctx, kvc))
 		clk.SetTime(clk.Now().Add(time.Minute))
-		_, err = m.GetClientForConfig(ctx, "east")
+		_, err := m.GetClientForConfig(ctx, "east")
 		require.ErrorIs(t, err, ErrConfigNotFound)
 		assert.Contains(t, err.Error(), `KubevirtConfig "east"`)
 
 		// Recreated with the same Secret: had the old client stayed
 		// cached, the unchanged kubeconfig would have brought it back.
 		kvc.ResourceVersion = ""
-		require.NoError(t, sup.Create(ctx, &kvc))
-		after, err := m.GetClientForConfig(ctx, "east")
-		require.NoError(t, err)
-		assert.NotSame(t, before, after)
+		require.NoError(t, sup.Create(ctx, kvc))
+		assert.NotSame(t, before, mustClient(t, m, "east"))
 	})
 }
 
 func TestRevalidationFailureOfSupervisorKeepsClient(t *testing.T) {
-	srv := newAPIServer(t, "t")
-	base := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
-	var down bool
-	var mu sync.Mutex
+	_, base := eastOnly(t)
+	var down atomic.Bool
 	sup := interceptor.NewClient(base, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if down {
+			if down.Load() {
 				return errors.New("supervisor connection refused")
 			}
 			return c.Get(ctx, key, obj, opts...)
@@ -361,26 +340,19 @@ func TestRevalidationFailureOfSupervisorKeepsClient(t *testing.T) {
 	})
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	m := newManager(t, sup, WithClock(clk))
-	c1, err := m.GetClientForConfig(t.Context(), "east")
-	require.NoError(t, err)
+	c1 := mustClient(t, m, "east")
 
-	mu.Lock()
-	down = true
-	mu.Unlock()
+	down.Store(true)
 	clk.SetTime(clk.Now().Add(time.Hour))
-	_, err = m.GetClientForConfig(t.Context(), "east")
+	_, err := m.GetClientForConfig(t.Context(), "east")
 	require.ErrorContains(t, err, "supervisor connection refused")
 	assert.ErrorContains(t, err, `reading KubevirtConfig "east" from the supervisor`)
 	for _, kind := range []error{ErrConfigNotFound, ErrInvalidKubeconfig} {
 		assert.NotErrorIs(t, err, kind, "a supervisor outage says nothing about the config")
 	}
 
-	mu.Lock()
-	down = false
-	mu.Unlock()
-	c2, err := m.GetClientForConfig(t.Context(), "east")
-	require.NoError(t, err)
-	assert.Same(t, c1, c2, "the client survives a failed revalidation and is revalidated when the supervisor is back")
+	down.Store(false)
+	assert.Same(t, c1, mustClient(t, m, "east"), "the client survives a failed revalidation and is revalidated when the supervisor is back")
 }
 
 func TestConfigNotFound(t *testing.T) {
@@ -491,41 +463,27 @@ func TestUnauthorizedAnswerDropsClient(t *testing.T) {
 	m := newManager(t, sup) // default interval: only the 401 can refresh the client
 	ctx := t.Context()
 
-	old, err := m.GetClientForConfig(ctx, "east")
-	require.NoError(t, err)
+	old := mustClient(t, m, "east")
 	updateSecret(t, sup, "east", kubeconfigData(kubeconfig(t, srv.URL, "new")))
-	cached, err := m.GetClientForConfig(ctx, "east")
-	require.NoError(t, err)
-	require.Same(t, old, cached, "without a 401 the rotation waits for the interval")
+	require.Same(t, old, mustClient(t, m, "east"), "without a 401 the rotation waits for the interval")
 
 	// Any call through the old client that meets a 401 drops it; here a
 	// plain typed Get, which first runs discovery through the transport.
-	err = old.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.ConfigMap{})
+	err := old.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.ConfigMap{})
 	require.Error(t, err)
 
-	fresh, err := m.GetClientForConfig(ctx, "east")
-	require.NoError(t, err)
+	fresh := mustClient(t, m, "east")
 	assert.NotSame(t, old, fresh)
 	require.NoError(t, m.ValidateConnection(ctx, "east"), "the rebuilt client uses the rotated token")
 
 	// A late 401 from the old client must not evict its successor.
 	_ = old.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.ConfigMap{})
-	again, err := m.GetClientForConfig(ctx, "east")
-	require.NoError(t, err)
-	assert.Same(t, fresh, again)
+	assert.Same(t, fresh, mustClient(t, m, "east"))
 }
 
 func TestCallerGivingUpDoesNotFailTheFlight(t *testing.T) {
-	srv := newAPIServer(t, "t")
-	sup := newSupervisor(t, tokenConfig(t, "east", srv.URL, "t")...)
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	sup.beforeSecretGet = func() {
-		once.Do(func() {
-			close(entered)
-			<-release
-		})
-	}
+	_, sup := eastOnly(t)
+	entered, release := holdFirstSecretRead(sup)
 	m := newManager(t, sup)
 
 	impatient, cancel := context.WithCancel(t.Context())
@@ -545,12 +503,10 @@ func TestCallerGivingUpDoesNotFailTheFlight(t *testing.T) {
 	err := <-impatientErr
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Contains(t, err.Error(), `KubevirtConfig "east"`)
-	close(release)
+	release()
 	c := <-patientDone
 	require.NotNil(t, c)
-	cached, err := m.GetClientForConfig(t.Context(), "east")
-	require.NoError(t, err)
-	assert.Same(t, c, cached)
+	assert.Same(t, c, mustClient(t, m, "east"))
 	assert.EqualValues(t, 1, sup.secretGets.Load())
 }
 
@@ -582,13 +538,10 @@ func TestHealthCheckDropsDeletedConfigsAndReportsListFailure(t *testing.T) {
 	base := newSupervisor(t, slices.Concat(
 		tokenConfig(t, "kept", srv.URL, "t"),
 		tokenConfig(t, "deleted", srv.URL, "t"))...)
-	var listFails bool
-	var mu sync.Mutex
+	var listFails atomic.Bool
 	sup := interceptor.NewClient(base, interceptor.Funcs{
 		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if listFails {
+			if listFails.Load() {
 				return errors.New("list refused")
 			}
 			return c.List(ctx, list, opts...)
@@ -596,34 +549,22 @@ func TestHealthCheckDropsDeletedConfigsAndReportsListFailure(t *testing.T) {
 	})
 	m := newManager(t, sup)
 	ctx := t.Context()
-	deleted, err := m.GetClientForConfig(ctx, "deleted")
-	require.NoError(t, err)
-	kept, err := m.GetClientForConfig(ctx, "kept")
-	require.NoError(t, err)
+	deleted, kept := mustClient(t, m, "deleted"), mustClient(t, m, "kept")
 
-	mu.Lock()
-	listFails = true
-	mu.Unlock()
+	listFails.Store(true)
 	failures := m.HealthCheck(ctx)
 	require.Len(t, failures, 1, "cached configs are still checked: %v", failures)
 	assert.ErrorContains(t, failures[SupervisorHealthKey], "listing KubevirtConfigs on the supervisor: list refused")
 
-	mu.Lock()
-	listFails = false
-	mu.Unlock()
-	var kvc v1alpha1.KubevirtConfig
-	require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: "deleted"}, &kvc))
-	require.NoError(t, sup.Delete(ctx, &kvc))
+	listFails.Store(false)
+	kvc := getConfig(t, sup, "deleted")
+	require.NoError(t, sup.Delete(ctx, kvc))
 	assert.Empty(t, m.HealthCheck(ctx))
 
 	kvc.ResourceVersion = ""
-	require.NoError(t, sup.Create(ctx, &kvc))
-	again, err := m.GetClientForConfig(ctx, "deleted")
-	require.NoError(t, err)
-	assert.NotSame(t, deleted, again, "HealthCheck must drop the client of a deleted config")
-	keptAgain, err := m.GetClientForConfig(ctx, "kept")
-	require.NoError(t, err)
-	assert.Same(t, kept, keptAgain)
+	require.NoError(t, sup.Create(ctx, kvc))
+	assert.NotSame(t, deleted, mustClient(t, m, "deleted"), "HealthCheck must drop the client of a deleted config")
+	assert.Same(t, kept, mustClient(t, m, "kept"))
 }
 
 func TestPlacementRules(t *testing.T) {
@@ -670,9 +611,7 @@ func TestPlacementRules(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, name)
-			direct, err := m.GetClientForConfig(t.Context(), tc.want)
-			require.NoError(t, err)
-			assert.Same(t, direct, c)
+			assert.Same(t, mustClient(t, m, tc.want), c)
 		})
 	}
 
