@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +38,7 @@ import (
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
 	"github.com/machineflow/machineflow/internal/testenv/simulated"
+	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 // recordEnv switches TestRecordHistories on (`make histories`). Recording
@@ -443,10 +443,7 @@ func countOf(list []string, s string) int {
 // credentials stay, so the secret check covers them too.
 func deadKubeconfig(t *testing.T, kubeconfig []byte) []byte {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
+	addr := testutil.FreeAddress(t)
 	cfg, err := clientcmd.Load(kubeconfig)
 	require.NoError(t, err)
 	for _, c := range cfg.Clusters {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -224,10 +224,7 @@ func TestEnvironmentErrors(t *testing.T) {
 
 func TestUnreachableTemporal(t *testing.T) {
 	// A port that was free a moment ago refuses connections.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
+	addr := testutil.FreeAddress(t)
 
 	start := time.Now()
 	code, stdout, stderr := runCLI(t.Context(), map[string]string{"TEMPORAL_ADDRESS": addr, "TEMPORAL_CONNECT_TIMEOUT": "3s"}, "status", "default/vm1")

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -37,25 +36,6 @@ func TestFakesMatchActivities(t *testing.T) {
 			assert.Equal(t, m.Type.Out(j), f.Type.Out(j), "%s result %d", m.Name, j)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a running command writes to while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // devEnv is a dev server with a worker running the real workflows on the
@@ -88,8 +68,8 @@ func (d *devEnv) run(t *testing.T, args ...string) (code int, stdout, stderr str
 }
 
 // start runs the CLI in the background; done yields its exit code.
-func (d *devEnv) start(t *testing.T, args ...string) (stdout, stderr *syncBuffer, done <-chan int) {
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+func (d *devEnv) start(t *testing.T, args ...string) (stdout, stderr *testutil.SyncBuffer, done <-chan int) {
+	stdout, stderr = &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	codes := make(chan int, 1)
 	go func() {
 		codes <- Main(t.Context(), args, stdout, stderr, func(k string) (string, bool) { v, ok := d.env[k]; return v, ok })

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 func TestDialBoundedOnSilentServer(t *testing.T) {
@@ -71,11 +72,7 @@ func TestModuleDialsDevServerAndClosesOnStop(t *testing.T) {
 }
 
 func TestModuleFailsStartWhenServerIsAbsent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-
+	addr := testutil.FreeAddress(t)
 	o := DefaultOptions()
 	o.Address = addr
 	o.ConnectTimeout = 500 * time.Millisecond

@@ -1,15 +1,12 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +25,7 @@ import (
 	"github.com/machineflow/machineflow/internal/runner"
 	"github.com/machineflow/machineflow/internal/scheme"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -40,10 +38,10 @@ const (
 func TestMakeRunSmoke(t *testing.T) {
 	root, bin := prepare(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	temporal := testutil.FreeAddress(t)
 
 	// First run: one example Machine to Running.
-	first := startRun(t, root, bin, dir, port, filepath.Join(root, "examples", "machine-small.yaml"))
+	first := startRun(t, root, bin, dir, temporal, filepath.Join(root, "examples", "machine-small.yaml"))
 	first.waitOutput(t, readyLine, 5*time.Minute)
 	t.Logf("first start: ready after %s", first.readyAfter)
 
@@ -60,7 +58,7 @@ func TestMakeRunSmoke(t *testing.T) {
 	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: machineName}, vm))
 	assert.Equal(t, names.ManagedByValue, vm.Labels[names.ManagedByLabel])
 
-	tc := temporalClient(t, port)
+	tc := temporalClient(t, temporal)
 	provisionID := workflows.ProvisionWorkflowID(machineNamespace, machineName)
 	require.Eventually(t, func() bool {
 		d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
@@ -76,10 +74,10 @@ func TestMakeRunSmoke(t *testing.T) {
 
 	// Second run on the same directory, no examples: the history of the
 	// first run is still there.
-	second := startRun(t, root, bin, dir, port, "")
+	second := startRun(t, root, bin, dir, temporal, "")
 	second.waitOutput(t, readyLine, 5*time.Minute)
 	t.Logf("second start: ready after %s", second.readyAfter)
-	tc = temporalClient(t, port)
+	tc = temporalClient(t, temporal)
 	d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
 	require.NoError(t, err, "workflow history survives a restart")
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.Status)
@@ -94,15 +92,15 @@ func TestMakeRunSmoke(t *testing.T) {
 func BenchmarkRestart(b *testing.B) {
 	root, bin := prepare(b)
 	dir := b.TempDir()
-	port := freePort(b)
+	temporal := testutil.FreeAddress(b)
 	// The first start creates Temporal's database; restarts reuse it.
-	first := startRun(b, root, bin, dir, port, "")
+	first := startRun(b, root, bin, dir, temporal, "")
 	first.waitOutput(b, readyLine, 5*time.Minute)
 	first.interruptAndCheck(b)
 
 	b.ResetTimer()
 	for range b.N {
-		r := startRun(b, root, bin, dir, port, "")
+		r := startRun(b, root, bin, dir, temporal, "")
 		r.waitOutput(b, readyLine, 5*time.Minute)
 		b.StopTimer()
 		r.interruptAndCheck(b)
@@ -139,7 +137,7 @@ func buildBinaries(t testing.TB, root string) string {
 
 type run struct {
 	cmd        *exec.Cmd
-	out        *syncBuffer
+	out        *testutil.SyncBuffer
 	started    time.Time
 	readyAfter time.Duration
 	done       chan struct{}
@@ -148,12 +146,15 @@ type run struct {
 	tree []runner.Proc
 }
 
-func startRun(t testing.TB, root, bin, dir string, port int, examples string) *run {
+// startRun starts bin/run with the Temporal frontend on the given address.
+func startRun(t testing.TB, root, bin, dir, temporal, examples string) *run {
 	t.Helper()
-	r := &run{out: &syncBuffer{}, done: make(chan struct{})}
+	r := &run{out: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	_, port, err := net.SplitHostPort(temporal)
+	require.NoError(t, err)
 	r.cmd = exec.Command(filepath.Join(bin, "run"),
 		"-dir", dir, "-bin", bin, "-temporal-cli", filepath.Join(root, "bin", "temporal"),
-		"-temporal-port", fmt.Sprint(port), "-headless",
+		"-temporal-port", port, "-headless",
 		"-examples", examples, "-boot-delay", "1s")
 	r.cmd.Dir = root
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
@@ -235,39 +236,14 @@ func supervisorClient(t *testing.T, kubeconfig string) crclient.Client {
 	return c
 }
 
-func temporalClient(t *testing.T, port int) client.Client {
+func temporalClient(t *testing.T, address string) client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort: fmt.Sprintf("127.0.0.1:%d", port),
+		HostPort: address,
 		Logger:   tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
 	})
 	require.NoError(t, err)
 	return c
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
