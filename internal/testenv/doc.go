@@ -1,8 +1,9 @@
 // Package testenv starts the real API servers every machineflow integration
 // suite runs against: one supervisor cluster with the vitistack CRDs and N
-// KubeVirt clusters (none with Options.SupervisorOnly), each with minimal KubeVirt, CDI and Multus CRDs and a
-// default StorageClass, registered on the supervisor as KubevirtConfigs with
-// kubeconfig Secrets exactly as an operator would register them.
+// KubeVirt clusters (none with Options.SupervisorOnly), each with minimal
+// KubeVirt, CDI and Multus CRDs and a default StorageClass, registered on
+// the supervisor as KubevirtConfigs with kubeconfig Secrets exactly as an
+// operator would register them.
 //
 // Why it is shaped this way:
 //
@@ -22,7 +23,13 @@
 //   - The kubeconfig handed to machineflow comes from a separate envtest user
 //     in system:masters, never from the harness's own admin config, so code
 //     under test authenticates like a real deployment.
+//   - Suites get fresh, empty servers. The sandbox (`make run`) sets
+//     Options.DataDir instead, so that its Machines and VMs survive a
+//     restart as Temporal's history does; everything Start sets up is then
+//     created only if absent, and only the etcd data persists: ports,
+//     certificates and so the kubeconfig Secrets are new on every start.
 //
-// Nothing here simulates KubeVirt itself: run internal/kubevirtsim against a
-// Cluster's Client for VMIs, phases and addresses.
+// Nothing here simulates KubeVirt itself: run internal/kubevirtsim (through
+// internal/testenv/simulated) against the clusters for VMIs, phases and
+// addresses.
 package testenv

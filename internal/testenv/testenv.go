@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -51,6 +52,13 @@ type Options struct {
 	// KubevirtConfig is registered (RegisterCluster adds one when a test
 	// needs the objects only). Clusters must then be 0.
 	SupervisorOnly bool
+	// DataDir, when set, keeps each API server's etcd data in
+	// DataDir/<cluster name> after Stop, and a later Start on the same
+	// directory serves the objects it left: Machines, VMs, KubevirtConfigs.
+	// Ports and certificates are new on every Start; RegisterCluster
+	// rewrites the kubeconfig Secrets accordingly. Empty means a temporary
+	// directory per server, removed on Stop.
+	DataDir string
 }
 
 // Env is a running supervisor plus KubeVirt clusters.
@@ -149,7 +157,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 			setup = e.setupSupervisor
 		}
 		wg.Go(func() {
-			if errs[i] = c.start(bin, crds, s); errs[i] == nil {
+			if errs[i] = c.start(bin, crds, opts.DataDir, s); errs[i] == nil {
 				errs[i] = setup(ctx, c)
 			}
 		})
@@ -167,8 +175,16 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	return e, nil
 }
 
-func (c *Cluster) start(binDir, crdDir string, s *runtime.Scheme) error {
+func (c *Cluster) start(binDir, crdDir, dataDir string, s *runtime.Scheme) error {
+	etcd := &envtest.Etcd{}
+	if dataDir != "" {
+		etcd.DataDir = filepath.Join(dataDir, c.Name)
+		if err := os.MkdirAll(etcd.DataDir, 0o700); err != nil {
+			return fmt.Errorf("cluster %s: etcd data directory: %w", c.Name, err)
+		}
+	}
 	c.env = &envtest.Environment{
+		ControlPlane:             envtest.ControlPlane{Etcd: etcd},
 		BinaryAssetsDirectory:    binDir,
 		CRDDirectoryPaths:        []string{crdDir},
 		ErrorIfCRDPathMissing:    true,
@@ -195,10 +211,21 @@ func (c *Cluster) start(binDir, crdDir string, s *runtime.Scheme) error {
 
 func (e *Env) setupSupervisor(ctx context.Context, c *Cluster) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ConfigNamespace}}
-	if err := c.Client.Create(ctx, ns); err != nil {
+	if err := createIfAbsent(ctx, c.Client, ns); err != nil {
 		return fmt.Errorf("cluster %s: creating namespace %s: %w", c.Name, e.ConfigNamespace, err)
 	}
 	return nil
+}
+
+// createIfAbsent creates obj, or reads it into obj if it exists: with
+// Options.DataDir a restarted API server still has what the last start
+// set up.
+func createIfAbsent(ctx context.Context, c client.Client, obj client.Object) error {
+	err := c.Create(ctx, obj)
+	if apierrors.IsAlreadyExists(err) {
+		return c.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	}
+	return err
 }
 
 // setupKubevirtCluster adds what a KubeVirt cluster has besides CRDs: a
@@ -213,11 +240,11 @@ func setupKubevirtCluster(ctx context.Context, c *Cluster) error {
 		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),
 		VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer),
 	}
-	if err := c.Client.Create(ctx, sc); err != nil {
+	if err := createIfAbsent(ctx, c.Client, sc); err != nil {
 		return fmt.Errorf("cluster %s: creating StorageClass %s: %w", c.Name, sc.Name, err)
 	}
 	sp := &cdiv1beta1.StorageProfile{ObjectMeta: metav1.ObjectMeta{Name: DefaultStorageClass}}
-	if err := c.Client.Create(ctx, sp); err != nil {
+	if err := createIfAbsent(ctx, c.Client, sp); err != nil {
 		return fmt.Errorf("cluster %s: creating StorageProfile %s: %w", c.Name, sp.Name, err)
 	}
 	sp.Status = cdiv1beta1.StorageProfileStatus{
