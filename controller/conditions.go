@@ -22,6 +22,10 @@ const (
 	// ConditionSpecApplied says whether the VM was built from the current
 	// generation of the Machine's spec.
 	ConditionSpecApplied = "SpecApplied"
+	// ConditionISOEjected is the latest EjectISO run of a Machine booted
+	// from an ISO: Unknown while it runs, True once the ISO is gone, False
+	// when it failed (the message says why and when it is retried).
+	ConditionISOEjected = "ISOEjected"
 )
 
 // Reasons of ConditionLifecycleWorkflow.
@@ -31,6 +35,13 @@ const (
 	ReasonProvisionFailed    = "ProvisionFailed"
 	ReasonDeprovisionRunning = "DeprovisionRunning"
 	ReasonDeprovisionFailed  = "DeprovisionFailed"
+)
+
+// Reasons of ConditionISOEjected.
+const (
+	ReasonISOEjectRunning   = "EjectISORunning"
+	ReasonISOEjectCompleted = "EjectISOCompleted"
+	ReasonISOEjectFailed    = "EjectISOFailed"
 )
 
 // Reasons of ConditionSpecApplied.
@@ -50,6 +61,9 @@ const (
 	EventDeprovisionCompleted = "DeprovisionCompleted"
 	EventDeprovisionFailed    = "DeprovisionFailed"
 	EventUpdateNotSupported   = ReasonUpdateNotSupported
+	EventISOEjectStarted      = "EjectISOStarted"
+	EventISOEjected           = "ISOEjected"
+	EventISOEjectFailed       = "EjectISOFailed"
 )
 
 // condition is a Machine condition without its transition time.
@@ -57,17 +71,23 @@ type condition struct {
 	Type, Status, Reason, Message string
 }
 
-// workflowCondition describes a run as ConditionLifecycleWorkflow. The
-// message names the run, so a new run is a new condition (and one event).
+// workflowCondition describes a run as ConditionLifecycleWorkflow, or an
+// EjectISO run as ConditionISOEjected. The message names the run, so a new
+// run is a new condition (and one event).
 func workflowCondition(kind workflowKind, r Run) condition {
+	condType := ConditionLifecycleWorkflow
 	name, running, completed, failed := workflows.ProvisionMachineName, ReasonProvisionRunning, ReasonProvisionCompleted, ReasonProvisionFailed
-	if kind == deprovisionKind {
+	switch kind {
+	case deprovisionKind:
 		name, running, failed = workflows.DeprovisionMachineName, ReasonDeprovisionRunning, ReasonDeprovisionFailed
+	case ejectISOKind:
+		condType = ConditionISOEjected
+		name, running, completed, failed = workflows.EjectISOName, ReasonISOEjectRunning, ReasonISOEjectCompleted, ReasonISOEjectFailed
 	}
 	subject := fmt.Sprintf("%s %s run %s (attempt %d)", name, r.WorkflowID, r.RunID, max(r.Attempt, 1))
 	switch r.State {
 	case StateCompleted:
-		return condition{ConditionLifecycleWorkflow, string(metav1.ConditionTrue), completed, subject + " completed"}
+		return condition{condType, string(metav1.ConditionTrue), completed, subject + " completed"}
 	case StateFailed:
 		msg := subject + " failed"
 		if r.Failure != nil {
@@ -76,9 +96,9 @@ func workflowCondition(kind workflowKind, r Run) condition {
 		if !r.RetryAt.IsZero() {
 			msg += "; next attempt at " + r.RetryAt.UTC().Format(time.RFC3339)
 		}
-		return condition{ConditionLifecycleWorkflow, string(metav1.ConditionFalse), failed, msg}
+		return condition{condType, string(metav1.ConditionFalse), failed, msg}
 	default:
-		return condition{ConditionLifecycleWorkflow, string(metav1.ConditionUnknown), running, subject + " is running"}
+		return condition{condType, string(metav1.ConditionUnknown), running, subject + " is running"}
 	}
 }
 
@@ -132,6 +152,12 @@ func (c condition) event() (eventType, reason string, ok bool) {
 		return corev1.EventTypeWarning, EventDeprovisionFailed, true
 	case ReasonUpdateNotSupported:
 		return corev1.EventTypeWarning, EventUpdateNotSupported, true
+	case ReasonISOEjectRunning:
+		return corev1.EventTypeNormal, EventISOEjectStarted, true
+	case ReasonISOEjectCompleted:
+		return corev1.EventTypeNormal, EventISOEjected, true
+	case ReasonISOEjectFailed:
+		return corev1.EventTypeWarning, EventISOEjectFailed, true
 	}
 	return "", "", false
 }

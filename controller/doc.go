@@ -25,17 +25,30 @@
 //     deprovision, which force restarts at once.
 //   - The reconciler does not poll. Workflows write the Machine's status
 //     themselves; a reconcile runs when the Machine's generation,
-//     deletion, finalizers or names.ForceDeprovisionAnnotation change
-//     (MachinePredicate lets no status-only update through), and on its own
-//     requeues: while a run is open, after as long as the run has been
-//     running (a doubling interval kept without state, within RequeueMin
-//     and RequeueMax), and for a failed run at its retry time. A Machine
+//     deletion, finalizers, names.ForceDeprovisionAnnotation or the ISO
+//     annotations change (MachinePredicate lets no status-only update
+//     through), and on its own requeues: while a run is open, after as
+//     long as the run has been running (a doubling interval kept without
+//     state, within RequeueMin and RequeueMax), and for a failed run at
+//     its retry time. A Machine
 //     whose provision completed is never requeued.
 //   - Events follow condition changes. The reconciler writes its
 //     LifecycleWorkflow condition (which names the run) and SpecApplied with
 //     one status patch guarded by the resourceVersion, and emits an Event
 //     per condition that changed: an Event means a transition, also across
 //     controller restarts.
+//   - A Running Machine booted from an ISO gets its ISO removed once
+//     someone annotates it vitistack.io/cdrom-ejected or
+//     vitistack.io/os-installed "true": the reconciler ensures an EjectISO
+//     run (Trigger.EnsureISOEjected, ID eject-iso/<namespace>/<name>)
+//     while those annotations are set and vitistack.io/iso-cleaned-up is
+//     not, and reports it in the ISOEjected condition (an Event when it
+//     starts, completes or fails). The predicate passes changes to these
+//     annotations. The run writes iso-cleaned-up before it completes, so
+//     the reconciler also follows a run its condition shows open until it
+//     ends; a failed run is retried after the backoff like a provision.
+//     The operator did this cleanup inside every 5 s reconcile and only
+//     logged its errors.
 //   - The finalizer goes on first, in a reconcile of its own, before any
 //     workflow can create anything; it comes off only after a
 //     DeprovisionMachine run for this Machine completed. A Machine whose

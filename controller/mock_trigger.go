@@ -29,16 +29,19 @@ type MockTrigger struct {
 	mu          sync.Mutex
 	provision   map[string]Run
 	deprovision map[string]Run
+	ejectISO    map[string]Run
 	progress    map[string]Progress
 
 	// Injected errors.
 	EnsureProvisionedError   error
 	EnsureDeprovisionedError error
+	EnsureISOEjectedError    error
 	ProgressError            error
 
 	// Hooks; a non-nil hook replaces the method's behaviour.
 	EnsureProvisionedFunc   func(ctx context.Context, machine *v1alpha1.Machine) (Run, error)
 	EnsureDeprovisionedFunc func(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error)
+	EnsureISOEjectedFunc    func(ctx context.Context, machine *v1alpha1.Machine) (Run, error)
 	ProgressFunc            func(ctx context.Context, namespace, name string) (Progress, error)
 
 	// Clock stamps the StartTime of default runs; nil means time.Now.
@@ -47,6 +50,7 @@ type MockTrigger struct {
 	// Call records.
 	EnsureProvisionedCalls   []MachineCall
 	EnsureDeprovisionedCalls []MachineCall
+	EnsureISOEjectedCalls    []MachineCall
 	ProgressCalls            []string
 }
 
@@ -62,7 +66,7 @@ var _ Trigger = (*MockTrigger)(nil)
 
 // NewMockTrigger returns a mock without results.
 func NewMockTrigger() *MockTrigger {
-	return &MockTrigger{provision: map[string]Run{}, deprovision: map[string]Run{}, progress: map[string]Progress{}}
+	return &MockTrigger{provision: map[string]Run{}, deprovision: map[string]Run{}, ejectISO: map[string]Run{}, progress: map[string]Progress{}}
 }
 
 // SetProvision sets what EnsureProvisioned reports for a Machine from now
@@ -75,6 +79,12 @@ func (m *MockTrigger) SetProvision(namespace, name string, run Run) {
 // now on; WorkflowID defaults to the Machine's deprovision ID.
 func (m *MockTrigger) SetDeprovision(namespace, name string, run Run) {
 	m.set(m.deprovision, workflows.DeprovisionWorkflowID(namespace, name), namespace+"/"+name, run)
+}
+
+// SetEjectISO sets what EnsureISOEjected reports for a Machine from now
+// on; WorkflowID defaults to the Machine's EjectISO ID.
+func (m *MockTrigger) SetEjectISO(namespace, name string, run Run) {
+	m.set(m.ejectISO, workflows.EjectISOWorkflowID(namespace, name), namespace+"/"+name, run)
 }
 
 func (m *MockTrigger) set(results map[string]Run, id, key string, run Run) {
@@ -128,6 +138,23 @@ func (m *MockTrigger) EnsureDeprovisioned(ctx context.Context, machine *v1alpha1
 	return m.ensure(m.deprovision, workflows.DeprovisionWorkflowID(machine.Namespace, machine.Name), machine, force), nil
 }
 
+// EnsureISOEjected implements Trigger.
+func (m *MockTrigger) EnsureISOEjected(ctx context.Context, machine *v1alpha1.Machine) (Run, error) {
+	m.mu.Lock()
+	m.EnsureISOEjectedCalls = append(m.EnsureISOEjectedCalls, callOf(machine, false))
+	hook, err := m.EnsureISOEjectedFunc, m.EnsureISOEjectedError
+	m.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, machine)
+	}
+	if err != nil {
+		return Run{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ensure(m.ejectISO, workflows.EjectISOWorkflowID(machine.Namespace, machine.Name), machine, false), nil
+}
+
 // ensure returns the result set for the Machine, or starts the default
 // open run on the first call.
 func (m *MockTrigger) ensure(results map[string]Run, id string, machine *v1alpha1.Machine, force bool) Run {
@@ -171,6 +198,7 @@ func (m *MockTrigger) Progress(ctx context.Context, namespace, name string) (Pro
 type MockTriggerCalls struct {
 	EnsureProvisioned   []MachineCall
 	EnsureDeprovisioned []MachineCall
+	EnsureISOEjected    []MachineCall
 	Progress            []string
 }
 
@@ -181,6 +209,7 @@ func (m *MockTrigger) Snapshot() MockTriggerCalls {
 	return MockTriggerCalls{
 		EnsureProvisioned:   slices.Clone(m.EnsureProvisionedCalls),
 		EnsureDeprovisioned: slices.Clone(m.EnsureDeprovisionedCalls),
+		EnsureISOEjected:    slices.Clone(m.EnsureISOEjectedCalls),
 		Progress:            slices.Clone(m.ProgressCalls),
 	}
 }
@@ -191,6 +220,7 @@ func (m *MockTrigger) ResetCallTracking() {
 	defer m.mu.Unlock()
 	m.EnsureProvisionedCalls = nil
 	m.EnsureDeprovisionedCalls = nil
+	m.EnsureISOEjectedCalls = nil
 	m.ProgressCalls = nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vitistack/common/pkg/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/workflows"
 )
@@ -76,9 +78,10 @@ func (r *MachineReconciler) SetupWithManager(mgr ctrl.Manager, opts crcontroller
 
 // MachinePredicate passes the Machine events a reconcile acts on: Machines
 // of ours (provider "" or kubevirt, or carrying our finalizer) when they
-// appear, and changes to their generation, deletion, finalizers, provider
-// or names.ForceDeprovisionAnnotation. Status-only updates, which the workflows
-// write, do not pass.
+// appear, and changes to their generation, deletion, finalizers, provider,
+// names.ForceDeprovisionAnnotation or the ISO cleanup annotations
+// (isoAnnotations). Status-only updates, which the workflows write, do not
+// pass.
 func MachinePredicate() predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return ours(e.Object) },
@@ -92,9 +95,15 @@ func MachinePredicate() predicate.Predicate {
 			return o.GetGeneration() != n.GetGeneration() ||
 				o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
 				!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
-				o.GetAnnotations()[names.ForceDeprovisionAnnotation] != n.GetAnnotations()[names.ForceDeprovisionAnnotation]
+				slices.ContainsFunc(watchedAnnotations, func(a string) bool { return o.GetAnnotations()[a] != n.GetAnnotations()[a] })
 		},
 	}
+}
+
+// watchedAnnotations are the Machine annotations a reconcile acts on.
+var watchedAnnotations = []string{
+	names.ForceDeprovisionAnnotation,
+	activities.CDROMEjectedAnnotation, activities.OSInstalledAnnotation, activities.ISOCleanedUpAnnotation,
 }
 
 // ours: a Machine this controller handles or has handled.
@@ -140,7 +149,32 @@ func (r *MachineReconciler) reconcileProvision(ctx context.Context, m *v1alpha1.
 	if err := r.setConditions(ctx, m, workflows.ProvisionMachineName, conds...); err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.requeue(run), nil
+	if !wantsISOEjected(m, run) {
+		return r.requeue(run), nil
+	}
+	iso, err := r.Trigger.EnsureISOEjected(ctx, m)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("ensure the ISO of Machine %s/%s is ejected: %w", m.Namespace, m.Name, err)
+	}
+	if err := r.setConditions(ctx, m, workflows.EjectISOName, workflowCondition(ejectISOKind, iso)); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.requeue(iso), nil
+}
+
+// wantsISOEjected says whether to ensure EjectISO: the Machine is Running
+// (its provision completed) and its annotations ask for the ISO to go, or
+// an EjectISO run it reported open has not been seen to end yet. The
+// latter matters because the run annotates the Machine before it
+// completes: without it, the completion would never reach the condition.
+func wantsISOEjected(m *v1alpha1.Machine, provision Run) bool {
+	for _, c := range m.Status.Conditions {
+		if c.Type == ConditionISOEjected && c.Status == string(metav1.ConditionUnknown) {
+			return true
+		}
+	}
+	return provision.State == StateCompleted && m.Status.Phase == v1alpha1.MachinePhaseRunning &&
+		activities.ISOCleanupPending(m.Annotations)
 }
 
 func (r *MachineReconciler) reconcileDelete(ctx context.Context, m *v1alpha1.Machine) (ctrl.Result, error) {

@@ -103,17 +103,21 @@ func NewTemporalTrigger(c client.Client, opts TemporalTriggerOptions) (*Temporal
 	return &TemporalTrigger{client: c, opts: opts}, nil
 }
 
-// workflowKind is one of the two lifecycle workflows.
+// workflowKind is one of the workflows a Trigger starts for a Machine.
 type workflowKind int
 
 const (
 	provisionKind workflowKind = iota
 	deprovisionKind
+	ejectISOKind
 )
 
 func (k workflowKind) id(namespace, name string) string {
-	if k == provisionKind {
+	switch k {
+	case provisionKind:
 		return workflows.ProvisionWorkflowID(namespace, name)
+	case ejectISOKind:
+		return workflows.EjectISOWorkflowID(namespace, name)
 	}
 	return workflows.DeprovisionWorkflowID(namespace, name)
 }
@@ -126,6 +130,11 @@ func (t *TemporalTrigger) EnsureProvisioned(ctx context.Context, machine *v1alph
 // EnsureDeprovisioned implements Trigger.
 func (t *TemporalTrigger) EnsureDeprovisioned(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error) {
 	return t.ensure(ctx, deprovisionKind, machine, force)
+}
+
+// EnsureISOEjected implements Trigger.
+func (t *TemporalTrigger) EnsureISOEjected(ctx context.Context, machine *v1alpha1.Machine) (Run, error) {
+	return t.ensure(ctx, ejectISOKind, machine, false)
 }
 
 func (t *TemporalTrigger) ensure(ctx context.Context, kind workflowKind, m *v1alpha1.Machine, force bool) (Run, error) {
@@ -277,13 +286,16 @@ func (t *TemporalTrigger) start(ctx context.Context, kind workflowKind, m *v1alp
 		run client.WorkflowRun
 		err error
 	)
-	if kind == provisionKind {
+	switch kind {
+	case provisionKind:
 		in := workflows.ProvisionInput{Namespace: m.Namespace, Name: m.Name}
 		if t.opts.BootTimeout > 0 {
 			in.BootTimeout = t.opts.BootTimeout.String()
 		}
 		run, err = starter.StartProvision(ctx, in, workflows.WithMemo(memo))
-	} else {
+	case ejectISOKind:
+		run, err = starter.StartEjectISO(ctx, workflows.EjectISOInput{Namespace: m.Namespace, Name: m.Name}, workflows.WithMemo(memo))
+	default:
 		run, err = starter.StartDeprovision(ctx, workflows.DeprovisionInput{Namespace: m.Namespace, Name: m.Name, Force: force}, workflows.WithMemo(memo))
 	}
 	if err != nil {

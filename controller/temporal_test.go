@@ -97,6 +97,17 @@ func stubDeprovision(ctx workflow.Context, in workflows.DeprovisionInput) (workf
 	return workflows.DeprovisionResult{Forced: forced}, nil
 }
 
+func stubEjectISO(ctx workflow.Context, in workflows.EjectISOInput) (workflows.EjectISOResult, error) {
+	switch {
+	case strings.HasPrefix(in.Name, "fail-"):
+		return workflows.EjectISOResult{}, temporal.NewNonRetryableApplicationError(
+			"VirtualMachine "+in.Namespace+"/"+in.Name+" on kv exists and is not managed by machineflow", "ObjectConflict", nil)
+	case strings.HasPrefix(in.Name, "block-"):
+		workflow.GetSignalChannel(ctx, releaseSignal).Receive(ctx, nil)
+	}
+	return workflows.EjectISOResult{KubevirtConfig: "kv"}, nil
+}
+
 // triggerRig is a dev server with a worker running the stubs and a
 // TemporalTrigger whose clock runs ahead of real time by skew.
 type triggerRig struct {
@@ -111,6 +122,7 @@ func newTriggerRig(t *testing.T) *triggerRig {
 	w := worker.New(srv.Client(), "controller-test", worker.Options{})
 	w.RegisterWorkflowWithOptions(stubProvision, workflow.RegisterOptions{Name: workflows.ProvisionMachineName})
 	w.RegisterWorkflowWithOptions(stubDeprovision, workflow.RegisterOptions{Name: workflows.DeprovisionMachineName})
+	w.RegisterWorkflowWithOptions(stubEjectISO, workflow.RegisterOptions{Name: workflows.EjectISOName})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	g := &triggerRig{c: srv.Client()}
@@ -296,6 +308,8 @@ func TestTemporalTrigger(t *testing.T) {
 		g.runs(t, first.WorkflowID, 3)
 		g.skew.Store(0)
 	})
+
+	t.Run("EjectISO runs once, stands when completed, retries a failure after the backoff", func(t *testing.T) { testEjectISOTrigger(t, g) })
 
 	t.Run("force reaches an open deprovision once", func(t *testing.T) {
 		m := testMachine("block-2")

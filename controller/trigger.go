@@ -12,7 +12,8 @@ import (
 // Trigger starts and inspects the lifecycle workflows of Machines. A
 // reconciler holds one and calls it on every reconcile: every method is
 // idempotent and keyed by the workflow IDs of the Machine
-// (workflows.ProvisionWorkflowID and workflows.DeprovisionWorkflowID), so
+// (workflows.ProvisionWorkflowID, workflows.DeprovisionWorkflowID and
+// workflows.EjectISOWorkflowID), so
 // calling it again, from another replica or after a restart, never starts
 // a second run.
 type Trigger interface {
@@ -30,6 +31,13 @@ type Trigger interface {
 	// to an open run that was not, and restarts a failed unforced run at
 	// once.
 	EnsureDeprovisioned(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error)
+	// EnsureISOEjected makes sure an EjectISO run
+	// (workflows.EjectISOWorkflowID) exists for the Machine and reports
+	// the latest one. A completed run for this Machine stands; a failed
+	// one is retried after the backoff. Callers ask only while the
+	// Machine's annotations want its ISO removed
+	// (activities.ISOCleanupPending) and to see a run they saw open end.
+	EnsureISOEjected(ctx context.Context, machine *v1alpha1.Machine) (Run, error)
 	// Progress reports both workflows of a Machine and the step of the
 	// open one, without starting anything. When only the status query
 	// fails (no worker answers), the runs are reported with the error.
