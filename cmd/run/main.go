@@ -19,7 +19,7 @@ import (
 func main() {
 	opts := runner.DefaultOptions()
 	examples := strings.Join(opts.Examples, ",")
-	flag.StringVar(&opts.Dir, "dir", opts.Dir, "run directory (Temporal's database, kubeconfigs)")
+	flag.StringVar(&opts.Dir, "dir", opts.Dir, "run directory (Temporal's database, the clusters' etcd data, kubeconfigs); delete it to start afresh")
 	flag.StringVar(&opts.BinDir, "bin", opts.BinDir, "directory with the worker, controller, starter and sandbox binaries")
 	flag.StringVar(&opts.TemporalCLI, "temporal-cli", opts.TemporalCLI, "the temporal CLI")
 	flag.IntVar(&opts.TemporalPort, "temporal-port", opts.TemporalPort, "Temporal frontend port")

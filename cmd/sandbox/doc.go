@@ -12,9 +12,13 @@
 // it follow the same rule: admin.kubeconfig (the harness's own admin, for
 // kubectl) and <cluster>.kubeconfig per KubeVirt cluster.
 //
-// Every start is a fresh set of clusters: internal/testenv gives each API
-// server a temporary etcd and new certificates, and has no option to keep
-// etcd data, so Machines do not survive a restart (Temporal's history does,
-// see cmd/run). SIGINT or SIGTERM stops the simulators, then the API
-// servers, and removes the kubeconfigs.
+// With -data-dir (cmd/run passes <run dir>/clusters) each API server's
+// etcd keeps its data in <data-dir>/<cluster>, so a restart finds the
+// Machines, VMs and KubevirtConfigs of the last run, as Temporal finds its
+// history: the seed is applied server-side (no change the second time),
+// set-up that exists is kept, and only ports, certificates and therefore
+// the kubeconfig files and Secrets are new. The simulators re-read the VMs'
+// addresses from VMI status. Without it every start is a fresh set of
+// clusters in temporary directories. SIGINT or SIGTERM stops the
+// simulators, then the API servers, and removes the kubeconfigs.
 package main

@@ -16,6 +16,7 @@ import (
 func main() {
 	var opts options
 	flag.StringVar(&opts.dir, "dir", ".run", "run directory for the kubeconfigs")
+	flag.StringVar(&opts.dataDir, "data-dir", "", "directory that keeps the API servers' etcd data across restarts (one subdirectory per cluster); empty for fresh clusters on every start")
 	flag.IntVar(&opts.clusters, "clusters", 2, "number of KubeVirt clusters (kubevirt-1 ... kubevirt-N)")
 	flag.DurationVar(&opts.bootDelay, "boot-delay", 5*time.Second, "how long a simulated VM takes to reach Running")
 	logOpts := logging.Options{Format: logging.FormatText}

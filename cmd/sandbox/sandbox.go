@@ -24,6 +24,7 @@ var seedYAML []byte
 
 type options struct {
 	dir       string
+	dataDir   string
 	clusters  int
 	bootDelay time.Duration
 }
@@ -47,9 +48,9 @@ func run(ctx context.Context, opts options, loggers logging.Loggers, out io.Writ
 		return err
 	}
 
-	logger.Info("starting API servers", "clusters", opts.clusters)
+	logger.Info("starting API servers", "clusters", opts.clusters, "dataDir", opts.dataDir)
 	started := time.Now()
-	env, err := testenv.Start(ctx, testenv.Options{Clusters: opts.clusters})
+	env, err := testenv.Start(ctx, testenv.Options{Clusters: opts.clusters, DataDir: opts.dataDir})
 	if err != nil {
 		return fmt.Errorf("starting the API servers: %w", err)
 	}

@@ -17,9 +17,11 @@
 // connects; its SQLite file in the run directory keeps workflow history
 // across restarts, and its --search-attribute flags register machineflow's
 // search attributes, idempotently), the sandbox (ready when it has written
-// supervisor.kubeconfig), the worker and the controller with that
-// kubeconfig, `starter schedule health-check --every 5m` (an upsert), then
-// the example manifests, applied server-side. If any long-running process
-// exits, the runner stops the rest and fails: a half-running sandbox would
-// only mislead.
+// supervisor.kubeconfig; its API servers keep their etcd data in the run
+// directory's clusters/, so Machines and VMs survive a restart too), the
+// worker and the controller with that kubeconfig, `starter schedule
+// health-check --every 5m` (an upsert), then the example manifests, applied
+// server-side (a restart applies them again without changing what they
+// describe). If any long-running process exits, the runner stops the rest
+// and fails: a half-running sandbox would only mislead.
 package runner

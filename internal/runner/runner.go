@@ -30,8 +30,9 @@ import (
 
 // Options configure Run. Validate says which one is wrong.
 type Options struct {
-	// Dir is the run directory: Temporal's database and the sandbox's
-	// kubeconfigs (.run).
+	// Dir is the run directory (.run): Temporal's database, the sandbox's
+	// etcd data (clusters/) and its kubeconfigs. The first two make a
+	// restart continue where the last run stopped.
 	Dir string
 	// BinDir holds worker, controller, starter and sandbox.
 	BinDir string
@@ -235,7 +236,7 @@ func (r *runner) startSandbox(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("removing the stale %s: %w", kubeconfig, err)
 	}
 	p, err := r.start("sandbox", filepath.Join(r.opts.BinDir, "sandbox"), nil,
-		"-dir", r.opts.Dir, "-boot-delay", r.opts.BootDelay.String())
+		"-dir", r.opts.Dir, "-data-dir", filepath.Join(r.opts.Dir, "clusters"), "-boot-delay", r.opts.BootDelay.String())
 	if err != nil {
 		return "", err
 	}

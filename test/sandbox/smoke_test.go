@@ -41,7 +41,8 @@ func TestMakeRunSmoke(t *testing.T) {
 	temporal := testutil.FreeAddress(t)
 
 	// First run: one example Machine to Running.
-	first := startRun(t, root, bin, dir, temporal, filepath.Join(root, "examples", "machine-small.yaml"))
+	example := filepath.Join(root, "examples", "machine-small.yaml")
+	first := startRun(t, root, bin, dir, temporal, example)
 	first.waitOutput(t, readyLine, 5*time.Minute)
 	t.Logf("first start: ready after %s", first.readyAfter)
 
@@ -58,11 +59,19 @@ func TestMakeRunSmoke(t *testing.T) {
 	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: machineName}, vm))
 	assert.Equal(t, names.ManagedByValue, vm.Labels[names.ManagedByLabel])
 
+	kvc := &v1alpha1.KubevirtConfig{}
+	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKey{Name: testenv.ClusterName(1)}, kvc))
+
 	tc := temporalClient(t, temporal)
 	provisionID := workflows.ProvisionWorkflowID(machineNamespace, machineName)
+	var provisionRun string
 	require.Eventually(t, func() bool {
 		d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
-		return err == nil && d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+		if err != nil || d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			return false
+		}
+		provisionRun = d.WorkflowExecution.RunID
+		return true
 	}, time.Minute, 500*time.Millisecond, "workflow %s completed", provisionID)
 	_, err := tc.ScheduleClient().GetHandle(t.Context(), workflows.HealthCheckScheduleID).Describe(t.Context())
 	require.NoError(t, err, "the health-check schedule exists")
@@ -72,15 +81,31 @@ func TestMakeRunSmoke(t *testing.T) {
 	assert.NoFileExists(t, filepath.Join(dir, "supervisor.kubeconfig"), "the sandbox removes its kubeconfigs")
 	assert.FileExists(t, filepath.Join(dir, "temporal.db"))
 
-	// Second run on the same directory, no examples: the history of the
-	// first run is still there.
-	second := startRun(t, root, bin, dir, temporal, "")
+	// Second run on the same directory, applying the same example again:
+	// Temporal's history and the clusters' objects are still there, and
+	// neither the apply nor the controller provisions the Machine again.
+	second := startRun(t, root, bin, dir, temporal, example)
 	second.waitOutput(t, readyLine, 5*time.Minute)
 	t.Logf("second start: ready after %s", second.readyAfter)
+	// New certificates and ports: the kubeconfig files are rewritten.
+	sup = supervisorClient(t, filepath.Join(dir, "supervisor.kubeconfig"))
+	kv = supervisorClient(t, filepath.Join(dir, testenv.ClusterName(1)+".kubeconfig"))
+	again := &v1alpha1.Machine{}
+	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKeyFromObject(machine), again), "the Machine survives a restart")
+	assert.Equal(t, machine.UID, again.UID, "the same Machine, not a new one from the example")
+	assert.Equal(t, v1alpha1.MachinePhaseRunning, again.Status.Phase)
+	vmAgain := &kubevirtv1.VirtualMachine{}
+	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKeyFromObject(vm), vmAgain), "the VM survives a restart")
+	assert.Equal(t, vm.UID, vmAgain.UID)
+	kvcAgain := &v1alpha1.KubevirtConfig{}
+	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKeyFromObject(kvc), kvcAgain), "the KubevirtConfig survives a restart")
+	assert.Equal(t, kvc.UID, kvcAgain.UID)
+
 	tc = temporalClient(t, temporal)
 	d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
 	require.NoError(t, err, "workflow history survives a restart")
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.Status)
+	assert.Equal(t, provisionRun, d.WorkflowExecution.RunID, "the Machine was provisioned once")
 	tc.Close()
 	second.interruptAndCheck(t)
 }
