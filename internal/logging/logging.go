@@ -1,9 +1,9 @@
 // Package logging builds the process's one structured logger and hands it
 // to every library in the form it expects: *slog.Logger for our code, a
-// logr.Logger for controller-runtime and client-go, log.Logger for the
-// Temporal SDK and an fxevent.Logger for fx itself. All of them write
-// through the same slog.Handler, so a deployment chooses JSON or text once
-// and every line follows it.
+// logr.Logger for controller-runtime and for client-go (through klog),
+// log.Logger for the Temporal SDK and an fxevent.Logger for fx itself. All
+// of them write through the same slog.Handler, so a deployment chooses JSON
+// or text once and every line follows it.
 //
 // Keys are lowerCamel everywhere: the handler rewrites the Temporal SDK's
 // UpperCamel keys (WorkflowID, TaskQueue) on the way out, so that log
@@ -23,6 +23,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
+	"k8s.io/klog/v2"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
@@ -122,15 +123,24 @@ func New(w io.Writer, o Options) (Loggers, error) {
 }
 
 // Module provides the loggers on standard error from the Options in the
-// graph and makes them the default of slog and controller-runtime, whose
-// packages log through globals.
+// graph and makes them the globals that libraries log through (SetGlobal).
 var Module = fx.Module("logging",
 	fx.Provide(func(o Options) (Loggers, error) { return New(os.Stderr, o) }),
-	fx.Invoke(func(s *slog.Logger, l logr.Logger) {
-		slog.SetDefault(s)
-		crlog.SetLogger(l)
-	}),
+	fx.Invoke(SetGlobal),
 )
+
+// SetGlobal makes s and l the loggers of the packages that log through
+// globals: slog's default (and so the standard log package),
+// controller-runtime's, and klog's, which client-go uses (leader election,
+// reflectors, client-side throttling) and which would otherwise print its
+// own unstructured lines on standard error.
+func SetGlobal(s *slog.Logger, l logr.Logger) {
+	slog.SetDefault(s)
+	crlog.SetLogger(l)
+	// Contextual: klog.FromContext and klog.Background, which newer
+	// client-go code calls, return l itself, keys and values intact.
+	klog.SetLoggerWithOptions(l, klog.ContextualLogger(true))
+}
 
 // FxLogger is for fx.WithLogger: fx's own events become lines of the
 // process's logger, at debug level for the routine ones.

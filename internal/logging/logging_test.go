@@ -2,13 +2,17 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx/fxevent"
+	"k8s.io/klog/v2"
 )
 
 func decodeLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
@@ -83,4 +87,33 @@ func TestLowerCamel(t *testing.T) {
 	} {
 		assert.Equal(t, want, lowerCamel(in), in)
 	}
+}
+
+// klog is how client-go logs (leader election among others): after
+// SetGlobal its lines, printf-style and structured, are lines of ours.
+func TestSetGlobalRoutesKlog(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() {
+		klog.ClearLogger()
+		slog.SetDefault(prev)
+	})
+	var buf bytes.Buffer
+	l, err := New(&buf, Options{Format: FormatJSON, Level: "info"})
+	require.NoError(t, err)
+	SetGlobal(l.Slog, l.Logr)
+
+	klog.Infof("attempting to acquire leader lease %s...", "ns/lease")
+	klog.FromContext(context.Background()).Info("Successfully acquired lease", "lock", "ns/lease")
+	klog.ErrorS(errors.New("conflict"), "Failed to update lock", "Lock", "ns/lease")
+	klog.V(4).Info("hidden: klog's verbosity stays 0")
+
+	lines := decodeLines(t, &buf)
+	require.Len(t, lines, 3, buf.String())
+	assert.Equal(t, "attempting to acquire leader lease ns/lease...", lines[0]["msg"])
+	assert.Equal(t, "INFO", lines[0]["level"])
+	assert.Equal(t, "Successfully acquired lease", lines[1]["msg"])
+	assert.Equal(t, "ns/lease", lines[1]["lock"], "contextual klog keeps its keys")
+	assert.Equal(t, "ERROR", lines[2]["level"])
+	assert.Equal(t, "conflict", lines[2]["err"])
+	assert.Equal(t, "ns/lease", lines[2]["lock"], "keys are lowerCamel")
 }
