@@ -19,6 +19,7 @@ import (
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/mockmode"
 	"github.com/machineflow/machineflow/internal/observability"
+	"github.com/machineflow/machineflow/internal/registration"
 	"github.com/machineflow/machineflow/internal/supervisor"
 	"github.com/machineflow/machineflow/internal/temporalclient"
 	"github.com/machineflow/machineflow/internal/worker"
@@ -33,9 +34,10 @@ func main() {
 }
 
 // app composes the modules; cluster access is the one part that differs
-// between real and mock mode.
+// between real and mock mode. Only a real supervisor gets the worker's
+// MachineProvider registered.
 func app(cfg config.Config) fx.Option {
-	clusters := supervisor.Module
+	clusters := fx.Options(supervisor.Module, registration.Module)
 	if cfg.ClientManager == config.ClientManagerMock {
 		clusters = mockmode.Module
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/machineflow/machineflow/internal/config/envflag"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/observability"
+	"github.com/machineflow/machineflow/internal/registration"
 	"github.com/machineflow/machineflow/internal/supervisor"
 	"github.com/machineflow/machineflow/internal/temporalclient"
 	"github.com/machineflow/machineflow/workflows"
@@ -70,6 +71,10 @@ type Config struct {
 	Log        logging.Options
 	// StopTimeout bounds graceful shutdown (WORKER_STOP_TIMEOUT).
 	StopTimeout time.Duration
+	// Registration names the MachineProvider the worker registers
+	// (NAME_MACHINE_PROVIDER, VITISTACK_NAME); its ConfigNamespace is
+	// filled in by Module.
+	Registration registration.Options
 }
 
 // activityFlags are the flags of the operator's settings, by variable.
@@ -106,6 +111,8 @@ func Load(args []string, lookup func(string) (string, bool), usage io.Writer) (C
 	b.String(&c.Log.Format, "log-format", "LOG_FORMAT", logging.DefaultOptions().Format, "json or text")
 	b.String(&c.Log.Level, "log-level", "LOG_LEVEL", logging.DefaultOptions().Level, "debug, info, warn or error")
 	b.Duration(&c.StopTimeout, "worker-stop-timeout", "WORKER_STOP_TIMEOUT", DefaultStopTimeout, "how long running activities may take to finish on shutdown")
+	b.String(&c.Registration.ProviderName, "machine-provider-name", "NAME_MACHINE_PROVIDER", registration.DefaultProviderName, "MachineProvider registered on the supervisor at start-up, made from the KubevirtConfig of that name")
+	b.String(&c.Registration.VitistackName, "vitistack-name", "VITISTACK_NAME", "", "Vitistack that may list the MachineProvider and gives its region; empty: none")
 
 	defaults := activities.DefaultSettings()
 	defaultOf := map[string]string{
@@ -166,5 +173,6 @@ func (c Config) Validate() error {
 	p.Positive("CIRCUIT_COOL_DOWN", c.Resilience.CoolDown)
 	p.Address("METRICS_ADDRESS", c.Metrics.Address)
 	p.Positive("WORKER_STOP_TIMEOUT", c.StopTimeout)
+	p.Add(c.Registration.Validate())
 	return p.Err()
 }

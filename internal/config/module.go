@@ -4,6 +4,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/registration"
 	"github.com/machineflow/machineflow/internal/worker"
 )
 
@@ -18,6 +19,11 @@ func Module(c Config) fx.Option {
 		c.Metrics,
 		c.Log,
 		worker.Options{TaskQueue: c.TaskQueue, StopTimeout: c.StopTimeout},
+		registration.Options{
+			ProviderName:    c.Registration.ProviderName,
+			VitistackName:   c.Registration.VitistackName,
+			ConfigNamespace: c.ConfigNamespace,
+		},
 		clients.ModuleOptions{
 			ConfigNamespace: c.ConfigNamespace,
 			DefaultConfig:   c.DefaultKubevirtConfig,
