@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vitistack/common/pkg/v1alpha1"
@@ -17,11 +18,13 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/controller"
 	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
 	"github.com/machineflow/machineflow/internal/testutil"
@@ -119,7 +122,9 @@ func get(t *testing.T, url string) (int, string) {
 
 // TestAppRunsTheController starts the app as main does, against a real
 // supervisor and Temporal dev server (no worker: the workflow is only
-// started), and stops it as SIGTERM would.
+// started), and stops it as SIGTERM would. Its logr.Logger, which the
+// manager, controller-runtime and client-go (through klog) log with, is
+// captured: a clean stop logs no error.
 func TestAppRunsTheController(t *testing.T) {
 	env := testenv.New(t, testenv.Options{SupervisorOnly: true})
 	srv := devtemporal.New(t)
@@ -135,7 +140,11 @@ func TestAppRunsTheController(t *testing.T) {
 	}, "--kubeconfig="+kubeconfig)
 	require.NoError(t, err)
 
-	app := fxtest.New(t, app(c))
+	var logs testutil.SyncBuffer
+	captured, err := logging.New(&logs, logging.Options{Format: logging.FormatJSON, Level: "info"})
+	require.NoError(t, err)
+	t.Cleanup(klog.ClearLogger)
+	app := fxtest.New(t, app(c), fx.Decorate(func(logr.Logger) logr.Logger { return captured.Logr }))
 	app.RequireStart()
 
 	ctx := context.Background()
@@ -178,4 +187,15 @@ func TestAppRunsTheController(t *testing.T) {
 	assert.Empty(t, ptr.Deref(lease.Spec.HolderIdentity, ""), "the lease is released on stop, so a new replica leads at once")
 	code, _ = get(t, "http://"+probes+"/healthz")
 	assert.Zero(t, code, "the probe server is down after stop")
+
+	var errorLines []map[string]any
+	acquired := false
+	for _, l := range jsonLines(t, logs.String()) {
+		if l["level"] == "ERROR" {
+			errorLines = append(errorLines, l)
+		}
+		acquired = acquired || l["msg"] == "Successfully acquired lease"
+	}
+	assert.Empty(t, errorLines, "a clean stop logs no error")
+	assert.True(t, acquired, "client-go's leader election logs through the app's logger:\n%s", logs.String())
 }

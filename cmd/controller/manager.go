@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	"go.temporal.io/sdk/client"
@@ -35,9 +36,11 @@ func newManager(lc fx.Lifecycle, sd fx.Shutdowner, o managerOptions, sup supervi
 	if err != nil {
 		return nil, err
 	}
+	// Set when the app stops the manager: a clean stop, not a failure.
+	stopping := &atomic.Bool{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        s,
-		Logger:                        log,
+		Logger:                        logr.New(cleanStopSink{LogSink: log.GetSink(), stopping: stopping}),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddress},
 		HealthProbeBindAddress:        o.ProbeAddress,
 		LeaderElection:                o.LeaderElect,
@@ -79,6 +82,7 @@ func newManager(lc fx.Lifecycle, sd fx.Shutdowner, o managerOptions, sup supervi
 			return nil
 		},
 		OnStop: func(stop context.Context) error {
+			stopping.Store(true)
 			cancel()
 			select {
 			case err := <-done:
@@ -89,4 +93,38 @@ func newManager(lc fx.Lifecycle, sd fx.Shutdowner, o managerOptions, sup supervi
 		},
 	})
 	return mgr, nil
+}
+
+// errLeaseReleased is how the manager's leader elector reports the end of
+// its leadership, whatever the cause.
+const errLeaseReleased = "leader election lost"
+
+// cleanStopSink is the manager's log sink. On a clean stop the manager
+// releases its Lease (LeaderElectionReleaseOnCancel), its elector reports
+// that as the error "leader election lost", and the manager logs it as an
+// error received after its stop began (controller-runtime issue 3535).
+// While the app is stopping, that line becomes an info line; a lease lost
+// while running is not affected: it stops the manager, and the app exits
+// with status 1.
+type cleanStopSink struct {
+	logr.LogSink
+	stopping *atomic.Bool
+}
+
+func (s cleanStopSink) Error(err error, msg string, kv ...any) {
+	if err != nil && err.Error() == errLeaseReleased && s.stopping.Load() {
+		if s.Enabled(0) {
+			s.LogSink.Info(0, "Released the leader election lease on stop", kv...)
+		}
+		return
+	}
+	s.LogSink.Error(err, msg, kv...)
+}
+
+func (s cleanStopSink) WithValues(kv ...any) logr.LogSink {
+	return cleanStopSink{LogSink: s.LogSink.WithValues(kv...), stopping: s.stopping}
+}
+
+func (s cleanStopSink) WithName(name string) logr.LogSink {
+	return cleanStopSink{LogSink: s.LogSink.WithName(name), stopping: s.stopping}
 }
