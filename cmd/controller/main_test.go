@@ -190,7 +190,7 @@ func TestAppRunsTheController(t *testing.T) {
 
 	var errorLines []map[string]any
 	acquired := false
-	for _, l := range jsonLines(t, logs.String()) {
+	for _, l := range testutil.JSONLines(t, logs.String()) {
 		if l["level"] == "ERROR" {
 			errorLines = append(errorLines, l)
 		}

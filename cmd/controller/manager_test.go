@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -13,22 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/machineflow/machineflow/internal/logging"
+	"github.com/machineflow/machineflow/internal/testutil"
 )
-
-// jsonLines decodes the JSON log lines written to buf.
-func jsonLines(t *testing.T, text string) []map[string]any {
-	t.Helper()
-	var lines []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
-		lines = append(lines, m)
-	}
-	return lines
-}
 
 func TestCleanStopSinkTurnsTheReleasedLeaseIntoInfo(t *testing.T) {
 	var buf bytes.Buffer
@@ -43,7 +27,7 @@ func TestCleanStopSinkTurnsTheReleasedLeaseIntoInfo(t *testing.T) {
 	log.Error(lost, "error received after stop sequence was engaged")
 	log.Error(errors.New("cache did not sync"), "error received after stop sequence was engaged")
 
-	lines := jsonLines(t, buf.String())
+	lines := testutil.JSONLines(t, buf.String())
 	require.Len(t, lines, 3, buf.String())
 	assert.Equal(t, "ERROR", lines[0]["level"], "a lease lost while running stays an error")
 	assert.Equal(t, errLeaseReleased, lines[0]["err"])

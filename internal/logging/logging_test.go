@@ -3,31 +3,17 @@ package logging
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx/fxevent"
 	"k8s.io/klog/v2"
-)
 
-func decodeLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var lines []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
-		lines = append(lines, m)
-	}
-	return lines
-}
+	"github.com/machineflow/machineflow/internal/testutil"
+)
 
 func TestLoggersShareHandlerAndKeysAreLowerCamel(t *testing.T) {
 	var buf bytes.Buffer
@@ -40,7 +26,7 @@ func TestLoggersShareHandlerAndKeysAreLowerCamel(t *testing.T) {
 	l.Logr.V(1).Info("hidden: logr V(1) is slog debug")
 	l.Slog.Warn("retrying", "URLPath", "/x", "ID", 7)
 
-	lines := decodeLines(t, &buf)
+	lines := testutil.JSONLines(t, buf.String())
 	require.Len(t, lines, 3)
 	assert.Equal(t, "Started Worker", lines[0]["msg"])
 	assert.Equal(t, "default", lines[0]["namespace"])
@@ -74,7 +60,7 @@ func TestFxLoggerWritesStructuredEvents(t *testing.T) {
 	fl := FxLogger(l.Slog)
 	fl.LogEvent(&fxevent.Started{})
 	fl.LogEvent(&fxevent.Invoked{FunctionName: "f", Err: assert.AnError})
-	lines := decodeLines(t, &buf)
+	lines := testutil.JSONLines(t, buf.String())
 	require.Len(t, lines, 2)
 	assert.Equal(t, "fx", lines[0]["component"])
 	assert.Equal(t, "DEBUG", lines[0]["level"])
@@ -107,7 +93,7 @@ func TestSetGlobalRoutesKlog(t *testing.T) {
 	klog.ErrorS(errors.New("conflict"), "Failed to update lock", "Lock", "ns/lease")
 	klog.V(4).Info("hidden: klog's verbosity stays 0")
 
-	lines := decodeLines(t, &buf)
+	lines := testutil.JSONLines(t, buf.String())
 	require.Len(t, lines, 3, buf.String())
 	assert.Equal(t, "attempting to acquire leader lease ns/lease...", lines[0]["msg"])
 	assert.Equal(t, "INFO", lines[0]["level"])

@@ -1,5 +1,6 @@
 // Package testutil holds the few helpers that tests of several packages
-// share: a free loopback address for a server a test starts, and a buffer
-// that captures a child process's output while the test reads it. It is
-// for tests only; no production code imports it.
+// share: a free loopback address for a server a test starts, a buffer
+// that captures a child process's output while the test reads it, and the
+// decoding of a captured JSON log. It is for tests only; no production code
+// imports it.
 package testutil

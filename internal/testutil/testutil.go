@@ -2,7 +2,9 @@ package testutil
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -43,4 +45,23 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// JSONLines decodes text as one JSON object a line, the shape of a JSON
+// log; blank lines are skipped and a line that is not an object fails the
+// test, naming it.
+func JSONLines(t testing.TB, text string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("testutil: log line %q: %v", line, err)
+		}
+		lines = append(lines, m)
+	}
+	return lines
 }

@@ -58,3 +58,9 @@ func TestSyncBufferConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 800, strings.Count(out.String(), "x\n"))
 }
+
+func TestJSONLines(t *testing.T) {
+	lines := JSONLines(t, "{\"msg\":\"a\",\"n\":1}\n\n  \n{\"msg\":\"b\"}\n")
+	assert.Equal(t, []map[string]any{{"msg": "a", "n": float64(1)}, {"msg": "b"}}, lines)
+	assert.Empty(t, JSONLines(t, ""))
+}
