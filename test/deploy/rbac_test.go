@@ -32,6 +32,7 @@ const (
 	cloudInitName   = "vm-rbac-cloud-init"
 	foreignSecret   = "not-for-machineflow"
 	otherLease      = "someone-else"
+	vitistackName   = "rbac-stack"
 )
 
 // operation is one API call made as a ServiceAccount.
@@ -120,8 +121,35 @@ func TestRBAC(t *testing.T) {
 			{"get a cloud-init Secret in a namespace that opted in", get(client.ObjectKey{Namespace: optedNamespace, Name: cloudInitName}, &corev1.Secret{})},
 			{"get a cloud-init ConfigMap in a namespace that opted in", get(client.ObjectKey{Namespace: optedNamespace, Name: cloudInitName}, &corev1.ConfigMap{})},
 			{"create an Event about a Machine", createEvent(machine)},
+			{"get a Vitistack", get(client.ObjectKey{Name: vitistackName}, &v1alpha1.Vitistack{})},
+			{"list MachineProviders", func(ctx context.Context, c client.WithWatch) error {
+				return c.List(ctx, &v1alpha1.MachineProviderList{})
+			}},
+			{"create and get its MachineProvider", func(ctx context.Context, c client.WithWatch) error {
+				mp := newMachineProvider(clusterName)
+				if err := c.Create(ctx, mp); err != nil {
+					return err
+				}
+				return c.Get(ctx, client.ObjectKeyFromObject(mp), mp)
+			}},
 		})
 		forbidden := []operation{
+			{"update a MachineProvider", func(ctx context.Context, c client.WithWatch) error {
+				mp := newMachineProvider(clusterName)
+				mp.Spec.Region = "moved"
+				return c.Update(ctx, mp)
+			}},
+			{"delete a MachineProvider", func(ctx context.Context, c client.WithWatch) error {
+				return c.Delete(ctx, newMachineProvider(clusterName))
+			}},
+			{"update a Vitistack", func(ctx context.Context, c client.WithWatch) error {
+				var vs v1alpha1.Vitistack
+				if err := c.Get(ctx, client.ObjectKey{Name: vitistackName}, &vs); err != nil {
+					return err
+				}
+				vs.Spec.MachineProviders = append(vs.Spec.MachineProviders, v1alpha1.VitistackProviderReference{Name: "planted"})
+				return c.Update(ctx, &vs)
+			}},
 			{"list Secrets in the config namespace", func(ctx context.Context, c client.WithWatch) error {
 				return c.List(ctx, &corev1.SecretList{}, client.InNamespace(e.ConfigNamespace))
 			}},
@@ -263,6 +291,8 @@ func createFixtures(t *testing.T, admin client.Client) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: foreignSecret, Namespace: metav1.NamespaceSystem}, StringData: map[string]string{"token": "x"}},
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: otherLease, Namespace: namespace}},
 		newMachine(machineName),
+		&v1alpha1.Vitistack{ObjectMeta: metav1.ObjectMeta{Name: vitistackName},
+			Spec: v1alpha1.VitistackSpec{DisplayName: vitistackName, Region: "west", Zone: "az1", Infrastructure: "test"}},
 	}
 	for _, ns := range []string{tenantNamespace, optedNamespace} {
 		fixtures = append(fixtures,
@@ -279,6 +309,16 @@ func newMachine(name string) *v1alpha1.Machine {
 	return &v1alpha1.Machine{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: tenantNamespace},
 		Spec:       v1alpha1.MachineSpec{Provider: names.ProviderKubevirt},
+	}
+}
+
+// newMachineProvider is the MachineProvider the worker registers from a
+// KubevirtConfig, with the fields its CRD requires.
+func newMachineProvider(name string) *v1alpha1.MachineProvider {
+	return &v1alpha1.MachineProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.MachineProviderSpec{ProviderType: "kubevirt", DisplayName: name, Region: "west",
+			Authentication: v1alpha1.ProviderAuthentication{Type: "credentials"}},
 	}
 }
 
