@@ -34,6 +34,17 @@
 //     (WaitForVirtualMachine, DeleteVirtualMachine) rather than as timers in
 //     workflow history, so history does not grow with boot time; the boot
 //     deadline is the workflow's ScheduleToClose.
+//   - CleanupISO ports the operator's ISO cleanup (reference §2 "ISO
+//     cleanup"): once a Machine is annotated vitistack.io/cdrom-ejected or
+//     vitistack.io/os-installed, the ISO goes from the VM by a JSON patch
+//     whose test operations guard every removal, so a VM changed since it
+//     was read fails the patch (and is read again) instead of losing the
+//     wrong entry, and fields unknown to this module's KubeVirt types
+//     survive; a merge patch would rewrite the whole disk and volume
+//     lists. Its DataVolume and claim are deleted when ours, then the
+//     Machine is annotated vitistack.io/iso-cleaned-up. Unlike the
+//     operator, errors are returned (and retried by EjectISO), not only
+//     logged.
 //   - Deletion follows the safe order of the issue (VM, then volumes, then
 //     NADs no VM uses, then the NetworkConfiguration) and only touches
 //     objects labelled as ours. NADs are shared per VLAN: the last Machine

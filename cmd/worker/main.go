@@ -1,5 +1,8 @@
 // Command worker runs machineflow's Temporal worker: the ProvisionMachine,
-// DeprovisionMachine and ClusterHealthCheck workflows and their activities.
+// DeprovisionMachine, ClusterHealthCheck and EjectISO workflows and their
+// activities. With a real supervisor it also ensures, in the background,
+// the vitistack MachineProvider named by NAME_MACHINE_PROVIDER
+// (internal/registration).
 // It is configured by flags and environment variables (worker -h, and the
 // README's "Worker configuration"); an invalid setting stops it with one
 // line on standard error and exit status 2. SIGTERM or SIGINT stop it

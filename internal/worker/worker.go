@@ -1,5 +1,5 @@
 // Package worker runs the Temporal worker of machineflow: it polls the
-// task queue for the three workflows, the control activity they need and
+// task queue for the workflows, the control activity they need and
 // every machine activity.
 //
 // The activities are registered as one struct (RegisterActivity on
