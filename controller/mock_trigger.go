@@ -105,54 +105,57 @@ func (m *MockTrigger) SetProgress(namespace, name string, p Progress) {
 
 // EnsureProvisioned implements Trigger.
 func (m *MockTrigger) EnsureProvisioned(ctx context.Context, machine *v1alpha1.Machine) (Run, error) {
-	m.mu.Lock()
-	m.EnsureProvisionedCalls = append(m.EnsureProvisionedCalls, callOf(machine, false))
-	hook, err := m.EnsureProvisionedFunc, m.EnsureProvisionedError
-	m.mu.Unlock()
-	// Hooks run unlocked so that they may call the mock.
-	if hook != nil {
-		return hook(ctx, machine)
-	}
-	if err != nil {
-		return Run{}, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.ensure(m.provision, workflows.ProvisionWorkflowID(machine.Namespace, machine.Name), machine, false), nil
+	return m.answer(&m.EnsureProvisionedCalls, m.provision, workflows.ProvisionWorkflowID, machine, false, func() (hook, error) {
+		f := m.EnsureProvisionedFunc
+		return bound(f != nil, func() (Run, error) { return f(ctx, machine) }), m.EnsureProvisionedError
+	})
 }
 
 // EnsureDeprovisioned implements Trigger.
 func (m *MockTrigger) EnsureDeprovisioned(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error) {
-	m.mu.Lock()
-	m.EnsureDeprovisionedCalls = append(m.EnsureDeprovisionedCalls, callOf(machine, force))
-	hook, err := m.EnsureDeprovisionedFunc, m.EnsureDeprovisionedError
-	m.mu.Unlock()
-	if hook != nil {
-		return hook(ctx, machine, force)
-	}
-	if err != nil {
-		return Run{}, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.ensure(m.deprovision, workflows.DeprovisionWorkflowID(machine.Namespace, machine.Name), machine, force), nil
+	return m.answer(&m.EnsureDeprovisionedCalls, m.deprovision, workflows.DeprovisionWorkflowID, machine, force, func() (hook, error) {
+		f := m.EnsureDeprovisionedFunc
+		return bound(f != nil, func() (Run, error) { return f(ctx, machine, force) }), m.EnsureDeprovisionedError
+	})
 }
 
 // EnsureISOEjected implements Trigger.
 func (m *MockTrigger) EnsureISOEjected(ctx context.Context, machine *v1alpha1.Machine) (Run, error) {
+	return m.answer(&m.EnsureISOEjectedCalls, m.ejectISO, workflows.EjectISOWorkflowID, machine, false, func() (hook, error) {
+		f := m.EnsureISOEjectedFunc
+		return bound(f != nil, func() (Run, error) { return f(ctx, machine) }), m.EnsureISOEjectedError
+	})
+}
+
+// hook is an Ensure method's hook bound to the call's arguments.
+type hook func() (Run, error)
+
+// bound is call when set is true, else nil.
+func bound(set bool, call hook) hook {
+	if !set {
+		return nil
+	}
+	return call
+}
+
+// answer records an Ensure call in calls and answers it by the precedence
+// of the type comment. read returns the method's hook and injected error;
+// it runs under the lock, the hook does not, so that it may call the mock.
+func (m *MockTrigger) answer(calls *[]MachineCall, results map[string]Run, id func(namespace, name string) string,
+	machine *v1alpha1.Machine, force bool, read func() (hook, error)) (Run, error) {
 	m.mu.Lock()
-	m.EnsureISOEjectedCalls = append(m.EnsureISOEjectedCalls, callOf(machine, false))
-	hook, err := m.EnsureISOEjectedFunc, m.EnsureISOEjectedError
+	*calls = append(*calls, callOf(machine, force))
+	h, err := read()
 	m.mu.Unlock()
-	if hook != nil {
-		return hook(ctx, machine)
+	if h != nil {
+		return h()
 	}
 	if err != nil {
 		return Run{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.ensure(m.ejectISO, workflows.EjectISOWorkflowID(machine.Namespace, machine.Name), machine, false), nil
+	return m.ensure(results, id(machine.Namespace, machine.Name), machine, force), nil
 }
 
 // ensure returns the result set for the Machine, or starts the default
