@@ -15,10 +15,11 @@
 //     missing MachineProvider stops no Machine from being provisioned, so
 //     the worker serves while registration retries.
 //   - Failures are logged with their reason and retried with a doubling
-//     backoff (1s to 5m), at most DefaultMaxAttempts times: a missing
-//     KubevirtConfig or Vitistack, or RBAC being applied, may be fixed
-//     while the worker runs, but a worker does not retry a misconfiguration
-//     forever. A request the API server rejects as invalid is not retried.
+//     backoff from 1s (capped at 5m), at most DefaultMaxAttempts times,
+//     about eight and a half minutes: a missing KubevirtConfig or
+//     Vitistack, or RBAC being applied, may be fixed while the worker
+//     runs, but a worker does not retry a misconfiguration forever. A
+//     request the API server rejects as invalid is not retried.
 //   - VITISTACK_NAME is optional. Without it (or when the Vitistack has
 //     no region) the region is UnknownRegion, because the MachineProvider
 //     CRD requires one.

@@ -24,8 +24,8 @@ const (
 	DefaultProviderName = "kubevirt-provider"
 	DefaultRetryInitial = time.Second
 	DefaultRetryMax     = 5 * time.Minute
-	// DefaultMaxAttempts with the default backoff gives up after about a
-	// quarter of an hour.
+	// DefaultMaxAttempts with the default backoff waits 1s, 2s, ... 256s
+	// between attempts and gives up after about eight and a half minutes.
 	DefaultMaxAttempts = 10
 	// UnknownRegion is the region of a MachineProvider created without a
 	// Vitistack that names one: the CRD requires a non-empty region.
