@@ -12,27 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-// Machine annotations of the ISO cleanup (reference §1). The two triggers
-// are set by whoever installs the OS; machineflow only reads them.
-const (
-	CDROMEjectedAnnotation = "vitistack.io/cdrom-ejected"
-	OSInstalledAnnotation  = "vitistack.io/os-installed"
-	// ISOCleanedUpAnnotation is written by CleanupISO once the ISO is gone.
-	ISOCleanedUpAnnotation = "vitistack.io/iso-cleaned-up"
+	"github.com/machineflow/machineflow/internal/names"
 )
-
-// ISOCleanupTriggered says whether a Machine's annotations ask for its ISO
-// to be removed: the CD-ROM was ejected or the OS is installed.
-func ISOCleanupTriggered(annotations map[string]string) bool {
-	return annotations[CDROMEjectedAnnotation] == "true" || annotations[OSInstalledAnnotation] == "true"
-}
 
 // ISOCleanupPending says whether a Machine asks for its ISO to be removed
 // and CleanupISO has not recorded doing so.
 func ISOCleanupPending(annotations map[string]string) bool {
-	return ISOCleanupTriggered(annotations) && annotations[ISOCleanedUpAnnotation] != "true"
+	return names.ISOCleanupTriggered(annotations) && annotations[names.ISOCleanedUpAnnotation] != "true"
 }
 
 // isoPatchAttempts bounds the re-reads when the VM changes between our read
@@ -44,7 +31,7 @@ const isoPatchAttempts = 3
 // volume and the <vm>-iso DataVolumeTemplate go from the VM spec (a JSON
 // patch that removes exactly those entries and keeps everything else),
 // the <vm>-iso DataVolume and claim are deleted when they are ours, and the
-// Machine is annotated ISOCleanedUpAnnotation. A running VM keeps the
+// Machine is annotated vitistack.io/iso-cleaned-up. A running VM keeps the
 // CD-ROM until it restarts (KubeVirt reports RestartRequired); the claim
 // finishes terminating then.
 //
@@ -63,9 +50,9 @@ func (a *Activities) CleanupISO(ctx context.Context, rm RemoteMachine) (DeleteRe
 	if err != nil {
 		return DeleteResult{}, classify(err, fmt.Sprintf("get Machine %s/%s", ref.Namespace, ref.Name))
 	}
-	if !ISOCleanupTriggered(machine.Annotations) {
+	if !names.ISOCleanupTriggered(machine.Annotations) {
 		return DeleteResult{}, invalidSpec(ref, "metadata.annotations",
-			"neither %s nor %s is \"true\": the ISO may still be installing the OS", CDROMEjectedAnnotation, OSInstalledAnnotation)
+			"neither %s nor %s is \"true\": the ISO may still be installing the OS", names.CDROMEjectedAnnotation, names.OSInstalledAnnotation)
 	}
 	c, err := a.remote(ctx, rm.KubevirtConfig)
 	if err != nil {
@@ -79,24 +66,24 @@ func (a *Activities) CleanupISO(ctx context.Context, rm RemoteMachine) (DeleteRe
 	}
 	if ejected != "" {
 		res.Deleted = append(res.Deleted, ejected)
-	} else if machine.Annotations[ISOCleanedUpAnnotation] == "true" {
+	} else if machine.Annotations[names.ISOCleanedUpAnnotation] == "true" {
 		return res, nil
 	}
 	if err := a.deleteISOVolume(ctx, c, rm, &res); err != nil {
 		return DeleteResult{}, err
 	}
-	if machine.Annotations[ISOCleanedUpAnnotation] != "true" {
+	if machine.Annotations[names.ISOCleanedUpAnnotation] != "true" {
 		// A merge patch of one annotation cannot drop anyone else's change.
 		patch := client.MergeFrom(machine.DeepCopy())
 		if machine.Annotations == nil {
 			machine.Annotations = map[string]string{}
 		}
-		machine.Annotations[ISOCleanedUpAnnotation] = "true"
+		machine.Annotations[names.ISOCleanedUpAnnotation] = "true"
 		if err := a.supervisor.Patch(ctx, machine, patch); err != nil {
 			if apierrors.IsNotFound(err) {
 				return res, nil
 			}
-			return DeleteResult{}, classify(err, fmt.Sprintf("annotate Machine %s/%s with %s", ref.Namespace, ref.Name, ISOCleanedUpAnnotation))
+			return DeleteResult{}, classify(err, fmt.Sprintf("annotate Machine %s/%s with %s", ref.Namespace, ref.Name, names.ISOCleanedUpAnnotation))
 		}
 	}
 	activity.GetLogger(ctx).Info("ISO cleaned up", "machine", objectName(ref.Namespace, ref.Name),

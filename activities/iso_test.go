@@ -29,13 +29,13 @@ func TestISOCleanupTriggers(t *testing.T) {
 		triggered, pending bool
 	}{
 		{nil, false, false},
-		{map[string]string{CDROMEjectedAnnotation: "true"}, true, true},
-		{map[string]string{OSInstalledAnnotation: "true"}, true, true},
-		{map[string]string{OSInstalledAnnotation: "yes"}, false, false},
-		{map[string]string{CDROMEjectedAnnotation: "false", OSInstalledAnnotation: "true", ISOCleanedUpAnnotation: "true"}, true, false},
-		{map[string]string{ISOCleanedUpAnnotation: "true"}, false, false},
+		{map[string]string{names.CDROMEjectedAnnotation: "true"}, true, true},
+		{map[string]string{names.OSInstalledAnnotation: "true"}, true, true},
+		{map[string]string{names.OSInstalledAnnotation: "yes"}, false, false},
+		{map[string]string{names.CDROMEjectedAnnotation: "false", names.OSInstalledAnnotation: "true", names.ISOCleanedUpAnnotation: "true"}, true, false},
+		{map[string]string{names.ISOCleanedUpAnnotation: "true"}, false, false},
 	} {
-		require.Equal(t, tc.triggered, ISOCleanupTriggered(tc.annotations), "%v", tc.annotations)
+		require.Equal(t, tc.triggered, names.ISOCleanupTriggered(tc.annotations), "%v", tc.annotations)
 		require.Equal(t, tc.pending, ISOCleanupPending(tc.annotations), "%v", tc.annotations)
 	}
 }
@@ -122,7 +122,7 @@ func TestCleanupISO(t *testing.T) {
 		require.Equal(t, []string{"root", cdromDiskName, cloudInitDiskName}, vmDisks(t, s, rm), "the VM is untouched")
 	})
 
-	annotate(t, s, ref, OSInstalledAnnotation, "true")
+	annotate(t, s, ref, names.OSInstalledAnnotation, "true")
 
 	t.Run("a patch built before the VM changed is refused by its tests", func(t *testing.T) {
 		stale := &kubevirtv1.VirtualMachine{}
@@ -166,7 +166,7 @@ func TestCleanupISO(t *testing.T) {
 	requireGoneOrTerminating(t, remote, isoKey, &corev1.PersistentVolumeClaim{})
 	m := &v1alpha1.Machine{}
 	require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, m))
-	require.Equal(t, "true", m.Annotations[ISOCleanedUpAnnotation])
+	require.Equal(t, "true", m.Annotations[names.ISOCleanedUpAnnotation])
 	require.Equal(t, "ops", m.Annotations["team.example/owner"], "other annotations are kept")
 
 	t.Run("a second run changes nothing", func(t *testing.T) {
@@ -181,19 +181,19 @@ func TestCleanupISO(t *testing.T) {
 
 	t.Run("the annotation is written even when the VM already lost its ISO", func(t *testing.T) {
 		base := m.DeepCopy()
-		delete(m.Annotations, ISOCleanedUpAnnotation)
-		m.Annotations[CDROMEjectedAnnotation] = "true"
+		delete(m.Annotations, names.ISOCleanedUpAnnotation)
+		m.Annotations[names.CDROMEjectedAnnotation] = "true"
 		require.NoError(t, sup.Patch(ctx, m, client.MergeFrom(base)))
 		var again DeleteResult
 		s.must(t, &again, s.acts.CleanupISO, rm)
 		require.Empty(t, again.Deleted, "the DataVolume and claim are already gone or terminating")
 		require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, m))
-		require.Equal(t, "true", m.Annotations[ISOCleanedUpAnnotation])
+		require.Equal(t, "true", m.Annotations[names.ISOCleanedUpAnnotation])
 	})
 
 	t.Run("objects that are not ours are left alone", func(t *testing.T) {
 		foreignRef := s.machine(t, ns, "foreign", func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{CDROMEjectedAnnotation: "true"}
+			m.Annotations = map[string]string{names.CDROMEjectedAnnotation: "true"}
 		})
 		foreign := RemoteMachine{KubevirtConfig: cluster, Machine: foreignRef}
 		fvm := &kubevirtv1.VirtualMachine{
@@ -208,12 +208,12 @@ func TestCleanupISO(t *testing.T) {
 		requireSameGeneration(t, remote, fvm)
 		fm := &v1alpha1.Machine{}
 		require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "foreign"}, fm))
-		require.NotContains(t, fm.Annotations, ISOCleanedUpAnnotation)
+		require.NotContains(t, fm.Annotations, names.ISOCleanedUpAnnotation)
 
 		// Without a VM, only our DataVolume and claim would go: an
 		// unlabelled claim of the ISO's name is someone else's.
 		bareRef := s.machine(t, ns, "bare", func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{CDROMEjectedAnnotation: "true"}
+			m.Annotations = map[string]string{names.CDROMEjectedAnnotation: "true"}
 		})
 		barePVC := pvc.DeepCopy()
 		barePVC.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "bare-iso"}
@@ -223,12 +223,12 @@ func TestCleanupISO(t *testing.T) {
 		require.Empty(t, res.Deleted)
 		requireUnchanged(t, remote, barePVC)
 		require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bare"}, fm))
-		require.Equal(t, "true", fm.Annotations[ISOCleanedUpAnnotation])
+		require.Equal(t, "true", fm.Annotations[names.ISOCleanedUpAnnotation])
 	})
 
 	t.Run("a VM that changes between read and patch is read again", func(t *testing.T) {
 		raceRef := s.machine(t, ns, "racer", func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume, CDROMEjectedAnnotation: "true"}
+			m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume, names.CDROMEjectedAnnotation: "true"}
 			m.Spec.OS.ImageID = s.iso.URL + "/os.iso"
 			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
 		})

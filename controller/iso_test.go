@@ -14,13 +14,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/internal/names"
 )
 
 // installed is a provisioned, Running Machine whose OS is installed.
 func installed(m *v1alpha1.Machine) {
 	withFinalizer(m)
-	m.Annotations = map[string]string{activities.OSInstalledAnnotation: "true"}
+	m.Annotations = map[string]string{names.OSInstalledAnnotation: "true"}
 	m.Status.Phase = v1alpha1.MachinePhaseRunning
 }
 
@@ -58,7 +58,7 @@ func TestISOEjectionRunsAndIsAnnouncedOnCompletion(t *testing.T) {
 
 	// The run annotates the Machine before it completes; the reconcile
 	// that annotation causes still sees the run end.
-	g.annotate(t, "m1", activities.ISOCleanedUpAnnotation, "true")
+	g.annotate(t, "m1", names.ISOCleanedUpAnnotation, "true")
 	g.trigger.SetEjectISO("ns", "m1", Run{RunID: "e1", State: StateCompleted, Attempt: 1})
 	g.now = t0.Add(time.Minute)
 	assert.Equal(t, ctrl.Result{}, g.reconcile(t, "m1"), "a completed EjectISO is not requeued")
@@ -76,9 +76,9 @@ func TestISOEjectionRunsAndIsAnnouncedOnCompletion(t *testing.T) {
 
 func TestISOEjectionWaitsForItsTrigger(t *testing.T) {
 	for name, mutate := range map[string]func(*v1alpha1.Machine){
-		"no trigger annotation": func(m *v1alpha1.Machine) { delete(m.Annotations, activities.OSInstalledAnnotation) },
-		"trigger not true":      func(m *v1alpha1.Machine) { m.Annotations[activities.OSInstalledAnnotation] = "false" },
-		"already cleaned up":    func(m *v1alpha1.Machine) { m.Annotations[activities.ISOCleanedUpAnnotation] = "true" },
+		"no trigger annotation": func(m *v1alpha1.Machine) { delete(m.Annotations, names.OSInstalledAnnotation) },
+		"trigger not true":      func(m *v1alpha1.Machine) { m.Annotations[names.OSInstalledAnnotation] = "false" },
+		"already cleaned up":    func(m *v1alpha1.Machine) { m.Annotations[names.ISOCleanedUpAnnotation] = "true" },
 		"not Running yet":       func(m *v1alpha1.Machine) { m.Status.Phase = v1alpha1.MachinePhaseCreating },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -98,7 +98,7 @@ func TestISOEjectionWaitsForItsTrigger(t *testing.T) {
 
 	t.Run("cdrom-ejected triggers too", func(t *testing.T) {
 		g := newISORig(t, machine("m1", installed, func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{activities.CDROMEjectedAnnotation: "true"}
+			m.Annotations = map[string]string{names.CDROMEjectedAnnotation: "true"}
 		}))
 		g.reconcile(t, "m1")
 		assert.Len(t, g.trigger.Snapshot().EnsureISOEjected, 1)
@@ -137,7 +137,7 @@ func TestISOEjectionTriggerErrorIsReturned(t *testing.T) {
 func TestMachinePredicatePassesISOAnnotations(t *testing.T) {
 	p := MachinePredicate()
 	base := machine("m1", withFinalizer)
-	for _, key := range []string{activities.CDROMEjectedAnnotation, activities.OSInstalledAnnotation, activities.ISOCleanedUpAnnotation} {
+	for _, key := range []string{names.CDROMEjectedAnnotation, names.OSInstalledAnnotation, names.ISOCleanedUpAnnotation} {
 		m := base.DeepCopy()
 		m.Annotations = map[string]string{key: "true"}
 		assert.True(t, p.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: m}), key)

@@ -103,7 +103,7 @@ func MachinePredicate() predicate.Predicate {
 // watchedAnnotations are the Machine annotations a reconcile acts on.
 var watchedAnnotations = []string{
 	names.ForceDeprovisionAnnotation,
-	activities.CDROMEjectedAnnotation, activities.OSInstalledAnnotation, activities.ISOCleanedUpAnnotation,
+	names.CDROMEjectedAnnotation, names.OSInstalledAnnotation, names.ISOCleanedUpAnnotation,
 }
 
 // ours: a Machine this controller handles or has handled.

@@ -53,6 +53,21 @@ func KeywordSearchAttributes() []string {
 	return []string{SearchAttrMachineNamespace, SearchAttrMachineName, SearchAttrKubevirtConfig, SearchAttrMachinePhase}
 }
 
+// Machine annotations of the ISO cleanup (reference §1). The two triggers
+// are set by whoever installs the OS; machineflow only reads them.
+const (
+	CDROMEjectedAnnotation = "vitistack.io/cdrom-ejected"
+	OSInstalledAnnotation  = "vitistack.io/os-installed"
+	// ISOCleanedUpAnnotation is written by the EjectISO workflow once the ISO is gone.
+	ISOCleanedUpAnnotation = "vitistack.io/iso-cleaned-up"
+)
+
+// ISOCleanupTriggered says whether a Machine's annotations ask for its ISO
+// to be removed: the CD-ROM was ejected or the OS is installed.
+func ISOCleanupTriggered(annotations map[string]string) bool {
+	return annotations[CDROMEjectedAnnotation] == "true" || annotations[OSInstalledAnnotation] == "true"
+}
+
 // HandlesProvider reports whether a Machine with this spec.provider is ours.
 func HandlesProvider(provider string) bool {
 	return provider == "" || provider == ProviderKubevirt
