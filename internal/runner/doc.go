@@ -11,7 +11,9 @@
 // descendants in /proc; anything still alive after the child exited (an
 // etcd of a crashed sandbox) is killed and reported as an error. On Linux
 // the children also get a parent-death signal, so even a runner killed with
-// SIGKILL leaves nothing running.
+// SIGKILL leaves nothing running. That handling of one child is exported
+// (StartProcess, Process.Stop) for other supervisors of machineflow's
+// binaries: the e2e suite runs its worker with it.
 //
 // Start order and readiness: the Temporal dev server (ready when a client
 // connects; its SQLite file in the run directory keeps workflow history

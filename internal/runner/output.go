@@ -52,8 +52,8 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// flush writes a last line that has no newline.
-func (l *lineWriter) flush() {
+// Flush writes a last line that has no newline.
+func (l *lineWriter) Flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.buf) == 0 {

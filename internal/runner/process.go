@@ -4,50 +4,82 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
 )
 
-// process is one child: started in its own process group so that a Ctrl-C
-// on the terminal reaches only the runner, which then stops the children in
-// order; with the parent-death signal so that a runner killed with SIGKILL
-// does not leave them running.
-type process struct {
+// Command is what StartProcess starts.
+type Command struct {
+	// Name names the process in log lines and errors.
+	Name string
+	// Path is the binary; Args its arguments.
+	Path string
+	Args []string
+	// Env is the child's whole environment.
+	Env []string
+	// Out receives its standard output and error. A writer with a Flush
+	// method (the runner's prefixed output) is flushed once the process
+	// has exited, so that a last line without a newline is not lost.
+	Out io.Writer
+	// Log gets the start, stop and kill lines; nil logs nothing.
+	Log *slog.Logger
+}
+
+// Process is one child: started in its own process group so that a Ctrl-C
+// on the terminal reaches only its parent, which then stops the children
+// in order; with the parent-death signal so that a parent killed with
+// SIGKILL does not leave it running.
+type Process struct {
 	name string
 	cmd  *exec.Cmd
+	log  *slog.Logger
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result, valid after done
 }
 
-// start starts bin with args and env (on top of the runner's environment),
-// its output prefixed with name.
-func (r *runner) start(name, bin string, env []string, args ...string) (*process, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(childEnv(), env...)
-	w := r.out.prefixed(name)
-	cmd.Stdout, cmd.Stderr = w, w
+// StartProcess starts c and waits for its exit in the background.
+func StartProcess(c Command) (*Process, error) {
+	cmd := exec.Command(c.Path, c.Args...)
+	cmd.Env = c.Env
+	cmd.Stdout, cmd.Stderr = c.Out, c.Out
 	cmd.SysProcAttr = sysProcAttr()
 	// A grandchild that inherited the output pipe must not keep Wait
 	// from returning once the child itself has exited.
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
+		return nil, fmt.Errorf("starting %s (%s): %w", c.Name, c.Path, err)
 	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Process{name: c.Name, cmd: cmd, log: log, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		w.flush()
+		if f, ok := c.Out.(interface{ Flush() }); ok {
+			f.Flush()
+		}
 		close(p.done)
 	}()
-	r.procs = append(r.procs, p)
-	r.log.Info("started", "process", name, "pid", cmd.Process.Pid)
+	log.Info("started", "process", c.Name, "pid", cmd.Process.Pid)
 	return p, nil
 }
 
-// exited reports whether the process has exited.
-func (p *process) exited() bool {
+// Name is Command.Name.
+func (p *Process) Name() string { return p.name }
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -56,18 +88,28 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop asks the process to stop with SIGTERM and waits up to grace, then
-// kills it. Whatever it started and left behind (found in /proc before the
-// signal) is killed and reported: a clean child leaves nothing.
-func (r *runner) stop(p *process, grace time.Duration) error {
-	if p.exited() {
-		return r.reap(p, nil)
+// Err is how the process ended, as exec.Cmd.Wait reports it; valid once
+// Done is closed.
+func (p *Process) Err() error { return p.err }
+
+// ExitCode is the exit status, -1 if a signal ended the process; valid
+// once Done is closed.
+func (p *Process) ExitCode() int { return p.cmd.ProcessState.ExitCode() }
+
+// Stop asks the process to stop with SIGTERM and waits up to grace, then
+// kills its process group. Whatever it started and left behind (found in
+// /proc before the signal) is killed and reported: a clean child leaves
+// nothing. The error is nil when the process exited with status 0 or of
+// the SIGTERM and left nothing behind.
+func (p *Process) Stop(grace time.Duration) error {
+	if p.Exited() {
+		return p.reap(nil)
 	}
-	tree, err := Descendants(p.cmd.Process.Pid)
+	tree, err := Descendants(p.Pid())
 	if err != nil {
-		r.log.Warn("cannot list child processes", "process", p.name, "error", err)
+		p.log.Warn("cannot list child processes", "process", p.name, "error", err)
 	}
-	r.log.Info("stopping", "process", p.name)
+	p.log.Info("stopping", "process", p.name)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stopping %s: %w", p.name, err)
 	}
@@ -76,18 +118,18 @@ func (r *runner) stop(p *process, grace time.Duration) error {
 	select {
 	case <-p.done:
 	case <-timer.C:
-		r.log.Warn("did not stop in time, killing it", "process", p.name, "grace", grace.String())
+		p.log.Warn("did not stop in time, killing it", "process", p.name, "grace", grace.String())
 		// The whole group: the child and whatever it started without a
 		// group of its own.
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
 		<-p.done
 	}
-	return r.reap(p, tree)
+	return p.reap(tree)
 }
 
 // reap kills what p left behind and reports a failed exit. A process that
-// the runner stopped with SIGTERM and that died of it has not failed.
-func (r *runner) reap(p *process, tree []Proc) error {
+// was stopped with SIGTERM and died of it has not failed.
+func (p *Process) reap(tree []Proc) error {
 	var leftovers []string
 	for _, d := range tree {
 		if d.Alive() {
@@ -111,9 +153,20 @@ func (r *runner) reap(p *process, tree []Proc) error {
 	return errors.Join(errs...)
 }
 
+// start starts bin with args and env (on top of the runner's environment),
+// its output prefixed with name, as one of the runner's processes.
+func (r *runner) start(name, bin string, env []string, args ...string) (*Process, error) {
+	p, err := StartProcess(Command{Name: name, Path: bin, Args: args, Env: append(childEnv(), env...), Out: r.out.prefixed(name), Log: r.log})
+	if err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	return p, nil
+}
+
 // waitAny returns the first process to exit, or nil when ctx is done.
-func waitAny(ctx context.Context, procs []*process) *process {
-	exited := make(chan *process, len(procs))
+func waitAny(ctx context.Context, procs []*Process) *Process {
+	exited := make(chan *Process, len(procs))
 	stop := make(chan struct{})
 	defer close(stop)
 	for _, p := range procs {

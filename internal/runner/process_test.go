@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 func newTestRunner(t *testing.T) (*runner, *capture) {
@@ -20,7 +22,7 @@ func newTestRunner(t *testing.T) (*runner, *capture) {
 	r := &runner{out: c.out, log: slog.New(slog.DiscardHandler)}
 	t.Cleanup(func() {
 		for _, p := range r.procs {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
 		}
 	})
 	return r, c
@@ -35,7 +37,7 @@ func TestPrefixedOutput(t *testing.T) {
 	_, err = w.Write([]byte("o\nthree"))
 	require.NoError(t, err)
 	assert.Equal(t, "sandbox    | one\nsandbox    | two\n", buf.String(), "partial lines wait for their newline")
-	w.flush()
+	w.Flush()
 	assert.Equal(t, "sandbox    | one\nsandbox    | two\nsandbox    | three\n", buf.String())
 }
 
@@ -46,8 +48,8 @@ func TestStopIsCleanForAWellBehavedChild(t *testing.T) {
 	require.NoError(t, err)
 	waitOutput(t, buf, "good       | up")
 
-	require.NoError(t, r.stop(p, 10*time.Second))
-	assert.True(t, p.exited())
+	require.NoError(t, p.Stop(10*time.Second))
+	assert.True(t, p.Exited())
 }
 
 func TestStopKillsWhatAChildLeavesBehind(t *testing.T) {
@@ -57,11 +59,11 @@ func TestStopKillsWhatAChildLeavesBehind(t *testing.T) {
 	p, err := r.start("leaky", "/bin/sh", nil, "-c", `sleep 60 & trap 'exit 0' TERM; echo up; wait`)
 	require.NoError(t, err)
 	waitOutput(t, buf, "leaky      | up")
-	tree, err := Descendants(p.cmd.Process.Pid)
+	tree, err := Descendants(p.Pid())
 	require.NoError(t, err)
 	require.Len(t, tree, 1, "the sleep")
 
-	err = r.stop(p, 10*time.Second)
+	err = p.Stop(10 * time.Second)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "leaky left processes behind, killed them: [sleep(")
 	require.Eventually(t, func() bool { return !tree[0].Alive() }, 5*time.Second, 50*time.Millisecond)
@@ -74,7 +76,7 @@ func TestStopKillsAChildThatIgnoresSIGTERM(t *testing.T) {
 	waitOutput(t, buf, "stubborn   | up")
 
 	started := time.Now()
-	err = r.stop(p, 500*time.Millisecond)
+	err = p.Stop(500 * time.Millisecond)
 	require.Error(t, err, "a killed process did not stop cleanly")
 	assert.Contains(t, err.Error(), "stubborn exited: signal: killed")
 	assert.Less(t, time.Since(started), 10*time.Second)
@@ -84,8 +86,8 @@ func TestStartedChildFailingIsReported(t *testing.T) {
 	r, _ := newTestRunner(t)
 	p, err := r.start("failing", "/bin/sh", nil, "-c", "echo broken >&2; exit 3")
 	require.NoError(t, err)
-	<-p.done
-	err = r.stop(p, time.Second)
+	<-p.Done()
+	err = p.Stop(time.Second)
 	assert.EqualError(t, err, "failing exited: exit status 3")
 }
 
@@ -121,7 +123,7 @@ func TestDescendants(t *testing.T) {
 	waitOutput(t, buf, "tree       | up")
 	var tree []Proc
 	require.Eventually(t, func() bool {
-		tree, err = Descendants(p.cmd.Process.Pid)
+		tree, err = Descendants(p.Pid())
 		return err == nil && len(tree) == 2
 	}, 5*time.Second, 50*time.Millisecond, "sh and its sleep")
 	for _, d := range tree {
@@ -131,8 +133,8 @@ func TestDescendants(t *testing.T) {
 	require.NoError(t, err)
 	assert.Subset(t, mine, tree, "grandchildren are descendants too")
 
-	require.NoError(t, syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL))
-	<-p.done
+	require.NoError(t, syscall.Kill(-p.Pid(), syscall.SIGKILL))
+	<-p.Done()
 	require.Eventually(t, func() bool { return !tree[0].Alive() && !tree[1].Alive() }, 5*time.Second, 50*time.Millisecond)
 }
 
@@ -152,4 +154,26 @@ func (c *capture) String() string {
 func waitOutput(t *testing.T, buf *capture, want string) {
 	t.Helper()
 	require.Eventually(t, func() bool { return strings.Contains(buf.String(), want) }, 10*time.Second, 20*time.Millisecond, "output %q", want)
+}
+
+// Outside the runner (the e2e suite's worker): any writer, no logger, and
+// the exit code tells a graceful exit from death by the signal.
+func TestStartProcessOnItsOwn(t *testing.T) {
+	var out testutil.SyncBuffer
+	graceful, err := StartProcess(Command{Name: "graceful", Path: "/bin/sh", Args: []string{"-c", `trap 'echo bye; exit 0' TERM; echo up; while :; do sleep 0.1; done`}, Out: &out})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "up") }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, graceful.Stop(10*time.Second))
+	assert.Equal(t, 0, graceful.ExitCode())
+	assert.NoError(t, graceful.Err())
+	assert.Equal(t, "up\nbye\n", out.String())
+
+	killed, err := StartProcess(Command{Name: "killed", Path: "/bin/sleep", Args: []string{"60"}, Out: &out})
+	require.NoError(t, err)
+	require.NoError(t, killed.Stop(10*time.Second), "death by SIGTERM is a clean stop")
+	assert.Equal(t, -1, killed.ExitCode(), "but not an exit status")
+	assert.ErrorContains(t, killed.Err(), "signal: terminated")
+
+	_, err = StartProcess(Command{Name: "missing", Path: "/nonexistent/bin"})
+	assert.ErrorContains(t, err, "starting missing (/nonexistent/bin)")
 }

@@ -110,7 +110,7 @@ type runner struct {
 	opts  Options
 	out   *output
 	log   *slog.Logger
-	procs []*process // in start order
+	procs []*Process // in start order
 	// metrics are the worker's and controller's metrics URLs, for the banner.
 	metrics []string
 }
@@ -330,7 +330,7 @@ func (r *runner) runStarter(ctx context.Context, env []string, args ...string) e
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		return errors.Join(ctx.Err(), r.stop(p, r.opts.StopGrace))
+		return errors.Join(ctx.Err(), p.Stop(r.opts.StopGrace))
 	}
 	if p.err != nil {
 		return fmt.Errorf("starter %s: %w", strings.Join(args, " "), p.err)
@@ -369,7 +369,7 @@ func (r *runner) applyExamples(ctx context.Context, kubeconfig string) error {
 
 // waitFor polls ready until it holds, p exits, ctx is done or the start
 // timeout passes.
-func (r *runner) waitFor(ctx context.Context, p *process, what string, ready func() bool) error {
+func (r *runner) waitFor(ctx context.Context, p *Process, what string, ready func() bool) error {
 	r.log.Info("waiting for " + what)
 	deadline := time.NewTimer(r.opts.StartTimeout)
 	defer deadline.Stop()
@@ -393,7 +393,7 @@ func (r *runner) waitFor(ctx context.Context, p *process, what string, ready fun
 func (r *runner) stopAll() error {
 	var errs []error
 	for i := len(r.procs) - 1; i >= 0; i-- {
-		if err := r.stop(r.procs[i], r.opts.StopGrace); err != nil {
+		if err := r.procs[i].Stop(r.opts.StopGrace); err != nil {
 			r.log.Error("stopping", "process", r.procs[i].name, "error", err)
 			errs = append(errs, err)
 		}

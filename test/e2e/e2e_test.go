@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -281,9 +280,8 @@ func TestWorkerRestartMidProvisioning(t *testing.T) {
 		30*time.Second, 100*time.Millisecond, "the VM is created and the worker waits for it to boot")
 
 	stopped := time.Now()
-	exit, err := st.worker.stop(syscall.SIGTERM, workerStopTimeout)
-	require.NoError(t, err)
-	assert.Equal(t, 0, exit, "graceful shutdown exits 0")
+	require.NoError(t, st.worker.Stop(workerStopTimeout), "SIGTERM stops the worker in time, leaving nothing behind")
+	assert.Equal(t, 0, st.worker.ExitCode(), "graceful shutdown exits 0")
 	t.Logf("worker stopped %s after SIGTERM", time.Since(stopped).Round(10*time.Millisecond))
 	desc, err := st.client().DescribeWorkflow(t.Context(), workflows.ProvisionWorkflowID(ns, "slow-boot"), "")
 	require.NoError(t, err)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/machineflow/machineflow/internal/devtemporal"
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/runner"
 	"github.com/machineflow/machineflow/internal/testenv"
 	"github.com/machineflow/machineflow/internal/testenv/simulated"
 )
@@ -52,7 +52,7 @@ type suite struct {
 	metricsAddr   string
 	sims          *kubevirtsim.Fleet
 	stopSims      func() error
-	worker        *process
+	worker        *runner.Process
 	workerLogPath string
 	simLogPath    string
 }
@@ -187,7 +187,7 @@ func (st *suite) startSimulators() error {
 func (st *suite) tearDown() error {
 	var errs []error
 	if st.worker != nil {
-		if _, err := st.worker.stop(syscall.SIGTERM, workerStopTimeout); err != nil {
+		if err := st.worker.Stop(workerStopTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("stopping the worker: %w", err))
 		}
 	}
@@ -221,77 +221,29 @@ func (st *suite) workerEnv() []string {
 }
 
 // startWorker starts the worker binary and waits until /readyz answers 200.
-func (st *suite) startWorker() (*process, error) {
+func (st *suite) startWorker() (*runner.Process, error) {
 	log, err := os.OpenFile(st.workerLogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess(st.workerBin, st.workerEnv(), log)
+	p, err := runner.StartProcess(runner.Command{Name: "worker", Path: st.workerBin, Env: st.workerEnv(), Out: log})
+	// The child has its own copy of the file descriptor.
+	_ = log.Close()
 	if err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(workerReadyTimeout)
 	for time.Now().Before(deadline) {
-		if p.exited() {
-			return nil, fmt.Errorf("worker exited during start-up (%v); log:\n%s", p.err, tail(st.workerLogPath, 30))
+		if p.Exited() {
+			return nil, fmt.Errorf("worker exited during start-up (%v); log:\n%s", p.Err(), tail(st.workerLogPath, 30))
 		}
 		if httpStatus("http://"+st.metricsAddr+"/readyz") == http.StatusOK {
 			return p, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	_, _ = p.stop(syscall.SIGKILL, 5*time.Second)
+	_ = p.Stop(5 * time.Second)
 	return nil, fmt.Errorf("worker not ready within %s; log:\n%s", workerReadyTimeout, tail(st.workerLogPath, 30))
-}
-
-// process is a child process whose exit is awaited in the background.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // valid once done is closed
-}
-
-func startProcess(bin string, env []string, log *os.File) (*process, error) {
-	cmd := exec.Command(bin)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		log.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop signals the process and waits for it to exit, killing it after
-// timeout; it returns the exit code.
-func (p *process) stop(sig os.Signal, timeout time.Duration) (int, error) {
-	if !p.exited() {
-		if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return -1, err
-		}
-	}
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return -1, fmt.Errorf("%s did not exit within %s of %s; killed", p.cmd.Path, timeout, sig)
-	}
-	return p.cmd.ProcessState.ExitCode(), nil
 }
 
 // freeAddr returns a loopback address with a port that was free just now.
