@@ -120,6 +120,10 @@ func (f *fakeActivities) DeleteNetworkConfiguration(_ context.Context, ref activ
 	return activities.DeleteResult{Deleted: []string{"NetworkConfiguration " + ref.Namespace + "/" + ref.Name}}, nil
 }
 
+func (f *fakeActivities) CleanupISO(_ context.Context, rm activities.RemoteMachine) (activities.DeleteResult, error) {
+	return activities.DeleteResult{Deleted: []string{"DataVolume " + rm.Machine.Namespace + "/" + rm.Machine.Name + "-iso"}}, nil
+}
+
 func (f *fakeActivities) ListClusters(context.Context) ([]string, error) {
 	return []string{"kv-a", "kv-b"}, nil
 }
