@@ -179,6 +179,7 @@
 //	testdata/deprovision-cancels-open-provision.json  cancels the open provision first
 //	testdata/deprovision-unreachable-forced.json      unreachable cluster, forced by the update
 //	testdata/healthcheck-mixed.json                   one healthy and one unreachable cluster
+//	testdata/ejectiso-success.json                    ISO ejected from a Running Machine booted from it
 //
 // Regenerate them with `make histories` after a deliberate, versioned
 // change; files of other names are left alone, so keep the old ones (under

@@ -7,8 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities"
@@ -87,6 +91,7 @@ func TestRecordHistories(t *testing.T) {
 		fn   func(context.Context, *testing.T)
 	}{
 		{"provision success, then deprovision", r.provisionAndDeprovision},
+		{"ISO ejected from a Running Machine", r.ejectISO},
 		{"provision with a boot failure", r.bootFailure},
 		{"provision cancelled mid-boot", r.cancelledMidBoot},
 		{"deprovision of a never provisioned Machine", r.neverProvisioned},
@@ -156,8 +161,9 @@ func (r *recorder) seed(t *testing.T) {
 }
 
 // machine creates a Machine on the supervisor; annotations reach the VM
-// (and so the simulator) through names.VMAnnotationPrefix.
-func (r *recorder) machine(t *testing.T, name string, annotations map[string]string) {
+// (and so the simulator) through names.VMAnnotationPrefix, and mutate
+// changes the rest before it is created.
+func (r *recorder) machine(t *testing.T, name string, annotations map[string]string, mutate ...func(*v1alpha1.Machine)) {
 	t.Helper()
 	m := &v1alpha1.Machine{
 		ObjectMeta: metav1.ObjectMeta{Namespace: recordNamespace, Name: name, Annotations: annotations},
@@ -167,6 +173,9 @@ func (r *recorder) machine(t *testing.T, name string, annotations map[string]str
 			Disks:        []v1alpha1.MachineSpecDisk{{SizeGB: 20, Boot: true}},
 			Network:      v1alpha1.MachineNetwork{NetworkNamespaceName: recordNetwork},
 		},
+	}
+	for _, f := range mutate {
+		f(m)
 	}
 	require.NoError(t, r.env.Supervisor.Client.Create(t.Context(), m))
 }
@@ -277,6 +286,76 @@ func (r *recorder) provisionAndDeprovision(ctx context.Context, t *testing.T) {
 	require.Equal(t, v1alpha1.MachinePhaseTerminating, m.Status.Phase)
 	require.Equal(t, cluster, m.Annotations[names.PlacementAnnotation], "the placement stays for audit")
 	r.keep(t, "deprovision-provisioned", drun)
+}
+
+// ejectISO provisions a Machine booted from an ISO, annotates it
+// cdrom-ejected as its installer would, and runs EjectISO. The ISO's size
+// comes from a HEAD request, answered here; nothing imports the ISO
+// (the harness has no CDI), so the VM spec is what changes.
+func (r *recorder) ejectISO(ctx context.Context, t *testing.T) {
+	const name = "vm-iso"
+	cluster := testenv.ClusterName(1)
+	iso := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(700<<20))
+	}))
+	defer iso.Close()
+	r.machine(t, name, map[string]string{"kubevirt.io/boot-source": "datavolume", "kubevirt.io/boot-source-type": "http"},
+		func(m *v1alpha1.Machine) { m.Spec.OS.ImageID = iso.URL + "/installer.iso" })
+	prov, err := r.starter.StartProvision(ctx, ProvisionInput{Namespace: recordNamespace, Name: name})
+	require.NoError(t, err)
+	require.NoError(t, prov.Get(ctx, nil))
+	vmKey := ctrlclient.ObjectKey{Namespace: recordNamespace, Name: name}
+	before := r.vm(t, cluster, vmKey)
+	require.Equal(t, []string{"disk cdrom-iso", "volume cdrom-iso", "dataVolumeTemplate " + name + "-iso"}, isoParts(before),
+		"the provision booted %s from the ISO", name)
+
+	m := r.getMachine(t, name)
+	patch := ctrlclient.MergeFrom(m.DeepCopy())
+	m.Annotations[names.CDROMEjectedAnnotation] = "true"
+	require.NoError(t, r.env.Supervisor.Client.Patch(ctx, m, patch))
+
+	run, err := r.starter.StartEjectISO(ctx, EjectISOInput{Namespace: recordNamespace, Name: name})
+	require.NoError(t, err)
+	var res EjectISOResult
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, EjectISOResult{KubevirtConfig: cluster,
+		Deleted: []string{"ISO cdrom-iso of VirtualMachine " + recordNamespace + "/" + name + " on " + cluster}}, res)
+	after := r.vm(t, cluster, vmKey)
+	require.Empty(t, isoParts(after), "the ISO is gone from the VM spec")
+	require.Len(t, after.Spec.Template.Spec.Domain.Devices.Disks, len(before.Spec.Template.Spec.Domain.Devices.Disks)-1,
+		"every other disk is kept")
+	require.Equal(t, "true", r.getMachine(t, name).Annotations[names.ISOCleanedUpAnnotation])
+	h := r.keep(t, "ejectiso-success", run)
+	require.Equal(t, []string{activities.LookupPlacementName, activities.CleanupISOName}, scheduledActivities(h))
+}
+
+func (r *recorder) vm(t *testing.T, cluster string, key ctrlclient.ObjectKey) *kubevirtv1.VirtualMachine {
+	t.Helper()
+	vm := &kubevirtv1.VirtualMachine{}
+	require.NoError(t, r.env.Cluster(cluster).Client.Get(t.Context(), key, vm))
+	return vm
+}
+
+// isoParts names what of an installation ISO a VM spec holds: the
+// cdrom-iso disk and volume and the <vm>-iso DataVolumeTemplate.
+func isoParts(vm *kubevirtv1.VirtualMachine) []string {
+	var out []string
+	for _, d := range vm.Spec.Template.Spec.Domain.Devices.Disks {
+		if d.Name == "cdrom-iso" {
+			out = append(out, "disk "+d.Name)
+		}
+	}
+	for _, v := range vm.Spec.Template.Spec.Volumes {
+		if v.Name == "cdrom-iso" {
+			out = append(out, "volume "+v.Name)
+		}
+	}
+	for _, dvt := range vm.Spec.DataVolumeTemplates {
+		if dvt.Name == vm.Name+"-iso" {
+			out = append(out, "dataVolumeTemplate "+dvt.Name)
+		}
+	}
+	return out
 }
 
 func (r *recorder) bootFailure(ctx context.Context, t *testing.T) {
