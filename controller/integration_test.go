@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
@@ -275,6 +278,8 @@ func TestIntegration(t *testing.T) {
 		s.requireRuns(t, workflows.ProvisionMachineName, ns, "m1")
 	})
 
+	t.Run("an ISO-booted Machine gets its ISO ejected", func(t *testing.T) { s.ejectISO(t) })
+
 	t.Run("restarting the controller mid-way duplicates nothing", func(t *testing.T) {
 		rns := s.namespace(t, "restart")
 		s.createMachine(t, rns, "slow", func(m *v1alpha1.Machine) {
@@ -361,6 +366,87 @@ func TestIntegration(t *testing.T) {
 	})
 }
 
+// ejectISO boots a Machine from an ISO, annotates it cdrom-ejected as its
+// installer would, and follows the controller's EjectISO to the end. The
+// Machine stays Running afterwards, so the steady-state check of "fifty
+// Machines at once" covers it too: once clean, it is not reconciled again.
+func (s *e2e) ejectISO(t *testing.T) {
+	const name = "installer"
+	ns := s.namespace(t, "iso")
+	ctx := t.Context()
+	// The activities size the ISO with a HEAD request: 3 GiB here, so its
+	// DataVolume asks for 4Gi (10% slack) instead of the default 8Gi.
+	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(3<<30))
+	}))
+	defer images.Close()
+	s.createMachine(t, ns, name, func(m *v1alpha1.Machine) {
+		m.Annotations = map[string]string{"kubevirt.io/boot-source": "datavolume", "kubevirt.io/boot-source-type": "http"}
+		m.Spec.OS.ImageID = images.URL + "/installer.iso"
+	})
+	s.waitProvisioned(t, ns, name)
+
+	vmKey := crclient.ObjectKey{Namespace: ns, Name: name}
+	vm := &kubevirtv1.VirtualMachine{}
+	require.NoError(t, s.cluster.Client.Get(ctx, vmKey, vm))
+	require.Equal(t, [3]bool{true, true, true}, isoInSpec(vm), "disk, volume and DataVolumeTemplate of the ISO")
+	i := slices.IndexFunc(vm.Spec.DataVolumeTemplates, func(d kubevirtv1.DataVolumeTemplateSpec) bool { return d.Name == name+"-iso" })
+	tmpl := vm.Spec.DataVolumeTemplates[i]
+	assert.Equal(t, "4Gi", tmpl.Spec.Storage.Resources.Requests.Storage().String(), "sized by the HEAD request")
+	// The harness has no KubeVirt controllers or CDI: the DataVolume that
+	// KubeVirt makes from the template (its labels, owned by the VM) is
+	// made here.
+	dv := &cdiv1beta1.DataVolume{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tmpl.Name, Labels: tmpl.Labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(vm, kubevirtv1.VirtualMachineGroupVersionKind)}},
+		Spec: tmpl.Spec,
+	}
+	require.NoError(t, s.cluster.Client.Create(ctx, dv))
+
+	m, err := s.machine(t, ns, name)
+	require.NoError(t, err)
+	patch := crclient.MergeFrom(m.DeepCopy())
+	m.Annotations[names.CDROMEjectedAnnotation] = "true"
+	require.NoError(t, s.env.Supervisor.Client.Patch(ctx, m, patch))
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		m, err := s.machine(t, ns, name)
+		if !assert.NoError(c, err) {
+			return
+		}
+		assert.Equal(c, "true", m.Annotations[names.ISOCleanedUpAnnotation])
+		if cond := conditionOf(m, ConditionISOEjected); assert.NotNil(c, cond) {
+			assert.Equal(c, ReasonISOEjectCompleted, cond.Reason)
+			assert.Equal(c, "True", cond.Status)
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+	require.NoError(t, s.cluster.Client.Get(ctx, vmKey, vm))
+	assert.Equal(t, [3]bool{}, isoInSpec(vm), "the ISO is gone from the VM spec")
+	err = s.cluster.Client.Get(ctx, crclient.ObjectKeyFromObject(dv), &cdiv1beta1.DataVolume{})
+	assert.True(t, apierrors.IsNotFound(err), "DataVolume %s/%s is deleted: %v", ns, dv.Name, err)
+	var res workflows.EjectISOResult
+	require.NoError(t, s.temporal.GetWorkflow(ctx, workflows.EjectISOWorkflowID(ns, name), "").Get(ctx, &res))
+	assert.Equal(t, workflows.EjectISOResult{KubevirtConfig: s.cluster.Name, Deleted: []string{
+		"ISO cdrom-iso of VirtualMachine " + ns + "/" + name + " on " + s.cluster.Name,
+		"DataVolume " + ns + "/" + dv.Name + " on " + s.cluster.Name,
+	}}, res)
+	assert.Equal(t, map[string]int{workflows.EjectISOWorkflowID(ns, name): 1}, s.runs(t, workflows.EjectISOName, ns))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, []string{EventProvisionStarted, EventProvisionCompleted, EventISOEjectStarted, EventISOEjected}, s.eventReasons(t, ns, name))
+	}, 10*time.Second, 200*time.Millisecond)
+}
+
+// isoInSpec says whether a VM's spec has the cdrom-iso disk, the cdrom-iso
+// volume and the <vm>-iso DataVolumeTemplate.
+func isoInSpec(vm *kubevirtv1.VirtualMachine) [3]bool {
+	const cdrom = "cdrom-iso"
+	return [3]bool{
+		slices.ContainsFunc(vm.Spec.Template.Spec.Domain.Devices.Disks, func(d kubevirtv1.Disk) bool { return d.Name == cdrom }),
+		slices.ContainsFunc(vm.Spec.Template.Spec.Volumes, func(v kubevirtv1.Volume) bool { return v.Name == cdrom }),
+		slices.ContainsFunc(vm.Spec.DataVolumeTemplates, func(d kubevirtv1.DataVolumeTemplateSpec) bool { return d.Name == vm.Name+"-iso" }),
+	}
+}
+
 // waitRun waits until a workflow ID has an open run.
 func (s *e2e) waitRun(t *testing.T, id string) {
 	t.Helper()
@@ -391,6 +477,11 @@ func (c *countingTrigger) EnsureProvisioned(ctx context.Context, m *v1alpha1.Mac
 func (c *countingTrigger) EnsureDeprovisioned(ctx context.Context, m *v1alpha1.Machine, force bool) (Run, error) {
 	c.count(m)
 	return c.Trigger.EnsureDeprovisioned(ctx, m, force)
+}
+
+func (c *countingTrigger) EnsureISOEjected(ctx context.Context, m *v1alpha1.Machine) (Run, error) {
+	c.count(m)
+	return c.Trigger.EnsureISOEjected(ctx, m)
 }
 
 func (c *countingTrigger) callsFor(key string) int {
