@@ -12,14 +12,15 @@ import (
 	"github.com/machineflow/machineflow/internal/runner/manifest"
 )
 
-// The examples rely on these classes and networks; the API server checks
-// the schema when the sandbox applies them (the smoke test in test/sandbox).
+// The examples rely on these classes and networks, and the worker of
+// `make run` on the Vitistack; the API server checks the schema when the
+// sandbox applies them (the smoke test in test/sandbox).
 func TestSeedHasTheExamplesClassesAndNetworks(t *testing.T) {
 	objs, err := manifest.Decode(bytes.NewReader(seedYAML), "seed.yaml")
 	require.NoError(t, err)
 
 	classes := map[string]v1alpha1.MachineClass{}
-	var networks []string
+	var networks, vitistacks []string
 	defaults := 0
 	for _, o := range objs {
 		switch o.GetKind() {
@@ -32,6 +33,12 @@ func TestSeedHasTheExamplesClassesAndNetworks(t *testing.T) {
 			}
 		case "NetworkNamespace":
 			networks = append(networks, o.GetNamespace()+"/"+o.GetName())
+		case "Vitistack":
+			var v v1alpha1.Vitistack
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &v), o.Source)
+			vitistacks = append(vitistacks, v.Name)
+			assert.NotEmpty(t, v.Spec.Region, "Vitistack %s has the region a registered MachineProvider gets", v.Name)
+			assert.Empty(t, v.Spec.MachineProviders, "Vitistack %s lists no provider, so the worker registers its own", v.Name)
 		default:
 			t.Errorf("%s: unexpected kind %s", o.Source, o.GetKind())
 		}
@@ -46,4 +53,5 @@ func TestSeedHasTheExamplesClassesAndNetworks(t *testing.T) {
 	}
 	assert.Equal(t, 1, defaults, "exactly one default MachineClass")
 	assert.Equal(t, []string{"default/default", "default/vlan-100"}, networks)
+	assert.Equal(t, []string{"sandbox"}, vitistacks, "the VITISTACK_NAME that cmd/run gives the worker")
 }

@@ -32,6 +32,7 @@ func (r *runner) banner() {
 	fmt.Fprintf(&b, "  one Machine's story    %s --kubeconfig %s status default/demo-small\n", starter, supervisor)
 	fmt.Fprintf(&b, "  delete one             kubectl --kubeconfig %s delete machine demo-small\n", supervisor)
 	fmt.Fprintf(&b, "  health-check schedule  %s schedule show\n", starter)
+	fmt.Fprintf(&b, "  registered provider    kubectl --kubeconfig %s get machineproviders,vitistacks\n", supervisor)
 	fmt.Fprintf(&b, "  workflows              %s\n", temporal)
 	for _, m := range r.metrics {
 		fmt.Fprintf(&b, "  metrics                %s\n", m)

@@ -21,7 +21,8 @@
 // search attributes, idempotently), the sandbox (ready when it has written
 // supervisor.kubeconfig; its API servers keep their etcd data in the run
 // directory's clusters/, so Machines and VMs survive a restart too), the
-// worker and the controller with that kubeconfig, `starter schedule
+// worker (which registers its MachineProvider in the sandbox's Vitistack,
+// SandboxVitistack) and the controller with that kubeconfig, `starter schedule
 // health-check --every 5m` (an upsert), then the example manifests, applied
 // server-side (a restart applies them again without changing what they
 // describe). If any long-running process exits, the runner stops the rest

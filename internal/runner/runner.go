@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -266,6 +267,13 @@ func (r *runner) machineflowEnv(kubeconfig string) []string {
 	}
 }
 
+// SandboxVitistack is the Vitistack the sandbox seeds
+// (cmd/sandbox/seed.yaml). It lists no MachineProvider, so the worker
+// registers one at start-up as in production (internal/registration):
+// named after the first cluster and made from its KubevirtConfig, with the
+// Vitistack's region.
+const SandboxVitistack = "sandbox"
+
 // service is how the worker or the controller is told where to serve
 // /metrics and /readyz.
 type service struct {
@@ -274,12 +282,15 @@ type service struct {
 	// probeEnv is the variable of a separate /healthz and /readyz
 	// listener; empty when the metrics listener serves them.
 	probeEnv string
+	// env is the settings of this service alone.
+	env []string
 }
 
 // services start in this order: the worker polls before the controller
 // starts workflows.
 var services = []service{
-	{name: "worker", metricsEnv: "METRICS_ADDRESS"},
+	{name: "worker", metricsEnv: "METRICS_ADDRESS",
+		env: []string{"NAME_MACHINE_PROVIDER=" + testenv.ClusterName(1), "VITISTACK_NAME=" + SandboxVitistack}},
 	{name: "controller", metricsEnv: "METRICS_BIND_ADDRESS", probeEnv: "HEALTH_PROBE_BIND_ADDRESS"},
 }
 
@@ -290,7 +301,7 @@ func (r *runner) startService(ctx context.Context, svc service, env []string) er
 	if err != nil {
 		return fmt.Errorf("a port for the %s's metrics: %w", svc.name, err)
 	}
-	env = append(env, svc.metricsEnv+"="+metrics)
+	env = append(slices.Concat(env, svc.env), svc.metricsEnv+"="+metrics)
 	probes := metrics
 	if svc.probeEnv != "" {
 		if probes, err = freeAddress(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,6 +62,7 @@ func TestMakeRunSmoke(t *testing.T) {
 
 	kvc := &v1alpha1.KubevirtConfig{}
 	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKey{Name: testenv.ClusterName(1)}, kvc))
+	provider := registeredProvider(t, sup, kvc, first, "Created")
 
 	tc := temporalClient(t, temporal)
 	provisionID := workflows.ProvisionWorkflowID(machineNamespace, machineName)
@@ -100,6 +102,7 @@ func TestMakeRunSmoke(t *testing.T) {
 	kvcAgain := &v1alpha1.KubevirtConfig{}
 	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKeyFromObject(kvc), kvcAgain), "the KubevirtConfig survives a restart")
 	assert.Equal(t, kvc.UID, kvcAgain.UID)
+	assert.Equal(t, provider.UID, registeredProvider(t, sup, kvcAgain, second, "Exists").UID, "the MachineProvider is kept, not made again")
 
 	tc = temporalClient(t, temporal)
 	d, err := tc.DescribeWorkflow(t.Context(), provisionID, "")
@@ -248,6 +251,29 @@ func (r *run) interruptAndCheck(t testing.TB) {
 	for _, p := range r.tree {
 		assert.False(t, p.Alive(), "%s still runs after bin/run exited", p)
 	}
+}
+
+// registeredProvider waits for the worker's start-up registration
+// (NAME_MACHINE_PROVIDER=kubevirt-1, VITISTACK_NAME=sandbox) to log the
+// outcome, and checks the MachineProvider it made from kvc in the
+// sandbox's Vitistack.
+func registeredProvider(t *testing.T, sup crclient.Client, kvc *v1alpha1.KubevirtConfig, r *run, outcome string) *v1alpha1.MachineProvider {
+	t.Helper()
+	logged := regexp.MustCompile(`(?m)^worker +\| .*msg="MachineProvider registered".* machineProvider=` + regexp.QuoteMeta(kvc.Name) + ` .*outcome=` + outcome + `\b`)
+	require.Eventually(t, func() bool { return logged.MatchString(r.out.String()) }, time.Minute, 200*time.Millisecond,
+		"the worker logs its MachineProvider registration (%s)", outcome)
+	vs := &v1alpha1.Vitistack{}
+	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKey{Name: runner.SandboxVitistack}, vs))
+	provider := &v1alpha1.MachineProvider{}
+	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKey{Name: kvc.Name}, provider), "MachineProvider %s", kvc.Name)
+	assert.Equal(t, string(v1alpha1.MachineProviderTypeKubevirt), provider.Spec.ProviderType)
+	assert.Equal(t, vs.Spec.Region, provider.Spec.Region, "the region of Vitistack %s", vs.Name)
+	assert.Equal(t, names.ManagedByValue, provider.Labels[names.ManagedByLabel])
+	if assert.NotNil(t, provider.Spec.Authentication.CredentialsRef) {
+		assert.Equal(t, kvc.Spec.KubeconfigSecretRef, provider.Spec.Authentication.CredentialsRef.SecretName,
+			"credentials point at the KubevirtConfig's kubeconfig Secret")
+	}
+	return provider
 }
 
 func supervisorClient(t *testing.T, kubeconfig string) crclient.Client {
