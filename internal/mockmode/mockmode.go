@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/background"
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/scheme"
@@ -208,29 +209,12 @@ func newModuleEnv(lc fx.Lifecycle, opts clients.ModuleOptions, log logr.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			log.Info("Mock mode: in-memory supervisor and KubeVirt clusters, no Kubernetes",
-				"kubevirtConfigs", []string{ConfigA, ConfigB}, "namespace", Namespace, "machines", Machines)
-			go func() {
-				defer close(done)
-				if err := e.Run(ctx); err != nil {
-					log.Error(err, "KubeVirt simulator stopped")
-				}
-			}()
-			return nil
-		},
-		OnStop: func(stopCtx context.Context) error {
-			cancel()
-			select {
-			case <-done:
-				return nil
-			case <-stopCtx.Done():
-				return fmt.Errorf("stopping the KubeVirt simulators: %w", stopCtx.Err())
-			}
-		},
+	background.Go(lc, "the KubeVirt simulators", func(ctx context.Context) {
+		log.Info("Mock mode: in-memory supervisor and KubeVirt clusters, no Kubernetes",
+			"kubevirtConfigs", []string{ConfigA, ConfigB}, "namespace", Namespace, "machines", Machines)
+		if err := e.Run(ctx); err != nil {
+			log.Error(err, "KubeVirt simulator stopped")
+		}
 	})
 	return e, nil
 }

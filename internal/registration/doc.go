@@ -9,8 +9,9 @@
 //
 // Why it is shaped this way:
 //
-//   - It runs in the background, started by fx's OnStart and stopped by
-//     OnStop, and never fails start-up or readiness. The operator exited
+//   - It runs in the background (internal/background), started by fx's
+//     OnStart and stopped by OnStop, and never fails start-up or
+//     readiness. The operator exited
 //     on any failure here, including an unset VITISTACK_NAME; but a
 //     missing MachineProvider stops no Machine from being provisioned, so
 //     the worker serves while registration retries.

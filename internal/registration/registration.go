@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/background"
 	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/names"
 )
@@ -247,25 +248,4 @@ func (r *Registrar) Run(ctx context.Context) {
 // adds no readiness check: Machines are provisioned with or without it.
 var Module = fx.Module("registration", fx.Provide(New), fx.Invoke(start))
 
-func start(lc fx.Lifecycle, r *Registrar) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			go func() {
-				defer close(done)
-				r.Run(ctx)
-			}()
-			return nil
-		},
-		OnStop: func(stop context.Context) error {
-			cancel()
-			select {
-			case <-done:
-				return nil
-			case <-stop.Done():
-				return fmt.Errorf("MachineProvider registration did not stop: %w", stop.Err())
-			}
-		},
-	})
-}
+func start(lc fx.Lifecycle, r *Registrar) { background.Go(lc, "MachineProvider registration", r.Run) }
