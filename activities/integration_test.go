@@ -436,7 +436,7 @@ func testISOAndStaticNetwork(t *testing.T, s *suite, cluster string) {
 			IPv4CIDR: "192.168.10.0/24", IPv4Gateway: "192.168.10.1", DNS: []string{"1.1.1.1"}}})
 	s.create(t, sup, nn)
 	ref := s.machine(t, ns, "inst", func(m *v1alpha1.Machine) {
-		m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume}
+		m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
 		m.Spec.OS.ImageID = s.iso.URL + "/os.iso"
 		m.Spec.Network.NetworkNamespaceName = "static"
 		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}

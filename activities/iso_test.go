@@ -76,7 +76,7 @@ func TestCleanupISO(t *testing.T) {
 	sup, remote := s.env.Supervisor.Client, s.cluster(cluster)
 	ns := s.namespace(t, "iso-cleanup")
 	ref := s.machine(t, ns, "inst", func(m *v1alpha1.Machine) {
-		m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume, "team.example/owner": "ops"}
+		m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume, "team.example/owner": "ops"}
 		m.Spec.OS.ImageID = s.iso.URL + "/os.iso"
 		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
 	})
@@ -228,7 +228,7 @@ func TestCleanupISO(t *testing.T) {
 
 	t.Run("a VM that changes between read and patch is read again", func(t *testing.T) {
 		raceRef := s.machine(t, ns, "racer", func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume, names.CDROMEjectedAnnotation: "true"}
+			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume, names.CDROMEjectedAnnotation: "true"}
 			m.Spec.OS.ImageID = s.iso.URL + "/os.iso"
 			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
 		})

@@ -17,13 +17,6 @@ import (
 	"github.com/machineflow/machineflow/internal/names"
 )
 
-// Machine annotations that select an ISO boot (reference §1).
-const (
-	bootSourceAnnotation     = "kubevirt.io/boot-source"
-	bootSourceTypeAnnotation = "kubevirt.io/boot-source-type"
-	bootSourceDataVolume     = "datavolume"
-)
-
 // Operator defaults when a Machine has no MachineClass.
 const (
 	defaultMemory      = "2Gi"
@@ -322,11 +315,11 @@ func planNetwork(ref MachineRef, netns *v1alpha1.NetworkNamespace) (NetworkPlan,
 func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
 	ref := refOf(machine)
 	boot := BootPlan{ImageURL: machine.Spec.OS.ImageID}
-	if machine.Annotations[bootSourceAnnotation] != bootSourceDataVolume || boot.ImageURL == "" {
+	if machine.Annotations[names.BootSourceAnnotation] != names.BootSourceDataVolume || boot.ImageURL == "" {
 		return boot, nil
 	}
 	boot.ISO = true
-	boot.ISOSourceType = machine.Annotations[bootSourceTypeAnnotation]
+	boot.ISOSourceType = machine.Annotations[names.BootSourceTypeAnnotation]
 	if boot.ISOSourceType == "" {
 		boot.ISOSourceType = isoSourceHTTP
 	}
@@ -338,7 +331,7 @@ func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
 		}
 	case isoSourceRegistry:
 	default:
-		return BootPlan{}, invalidSpec(ref, "metadata.annotations["+bootSourceTypeAnnotation+"]",
+		return BootPlan{}, invalidSpec(ref, "metadata.annotations["+names.BootSourceTypeAnnotation+"]",
 			"%q is not http, https or registry", boot.ISOSourceType)
 	}
 	return boot, nil

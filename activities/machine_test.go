@@ -7,6 +7,8 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/machineflow/machineflow/internal/names"
 )
 
 func testMachine() *v1alpha1.Machine {
@@ -95,7 +97,7 @@ func TestPlanMachine(t *testing.T) {
 			require.Equal(t, BootPlan{}, p.Boot)
 		}},
 		{name: "ISO boot with the boot-source annotation and an imageID, http by default", mutate: func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume}
+			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
 			m.Spec.OS.ImageID = "https://img.example/os.iso"
 		}, check: func(t *testing.T, p MachinePlan) {
 			require.Equal(t, BootPlan{ImageURL: "https://img.example/os.iso", ISO: true, ISOSourceType: "http"}, p.Boot)
@@ -165,11 +167,11 @@ func TestPlanMachineRejectsInvalidSpecs(t *testing.T) {
 		{"memory below 1Mi", func(m *v1alpha1.Machine) { m.Spec.Memory = 1000 }, nil, nil, "spec.memory: 1000 bytes is less than 1Mi"},
 		{"static NetworkNamespace with a bad CIDR", nil, nil, badCIDR, `spec.network.networkNamespaceName: NetworkNamespace "nn" spec.ipAllocation.static.ipv4CIDR "10.0.0.0/99" is not a CIDR`},
 		{"unknown ISO source type", func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume, bootSourceTypeAnnotation: "ftp"}
+			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume, names.BootSourceTypeAnnotation: "ftp"}
 			m.Spec.OS.ImageID = "ftp://img/os.iso"
 		}, nil, nil, `metadata.annotations[kubevirt.io/boot-source-type]: "ftp" is not http, https or registry`},
 		{"ISO imageID that is no URL", func(m *v1alpha1.Machine) {
-			m.Annotations = map[string]string{bootSourceAnnotation: bootSourceDataVolume}
+			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
 			m.Spec.OS.ImageID = "ubuntu-22.04"
 		}, nil, nil, `spec.os.imageID: "ubuntu-22.04" is not an http(s) URL`},
 		{"configDrive cloud-init", func(m *v1alpha1.Machine) {

@@ -222,7 +222,7 @@ func isoDataVolume(plan MachinePlan, size resource.Quantity, accessMode corev1.P
 	case isoSourceRegistry:
 		source.Registry = &cdiv1beta1.DataVolumeSourceRegistry{URL: ptr.To(url)}
 	default:
-		return kubevirtv1.DataVolumeTemplateSpec{}, invalidSpec(plan.Machine, "metadata.annotations["+bootSourceTypeAnnotation+"]",
+		return kubevirtv1.DataVolumeTemplateSpec{}, invalidSpec(plan.Machine, "metadata.annotations["+names.BootSourceTypeAnnotation+"]",
 			"%q is not http, https or registry", plan.Boot.ISOSourceType)
 	}
 	return kubevirtv1.DataVolumeTemplateSpec{

@@ -381,7 +381,7 @@ func (s *e2e) ejectISO(t *testing.T) {
 	}))
 	defer images.Close()
 	s.createMachine(t, ns, name, func(m *v1alpha1.Machine) {
-		m.Annotations = map[string]string{"kubevirt.io/boot-source": "datavolume", "kubevirt.io/boot-source-type": "http"}
+		m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume, names.BootSourceTypeAnnotation: "http"}
 		m.Spec.OS.ImageID = images.URL + "/installer.iso"
 	})
 	s.waitProvisioned(t, ns, name)

@@ -299,7 +299,7 @@ func (r *recorder) ejectISO(ctx context.Context, t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(700<<20))
 	}))
 	defer iso.Close()
-	r.machine(t, name, map[string]string{"kubevirt.io/boot-source": "datavolume", "kubevirt.io/boot-source-type": "http"},
+	r.machine(t, name, map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume, names.BootSourceTypeAnnotation: "http"},
 		func(m *v1alpha1.Machine) { m.Spec.OS.ImageID = iso.URL + "/installer.iso" })
 	prov, err := r.starter.StartProvision(ctx, ProvisionInput{Namespace: recordNamespace, Name: name})
 	require.NoError(t, err)

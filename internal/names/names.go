@@ -68,6 +68,16 @@ func ISOCleanupTriggered(annotations map[string]string) bool {
 	return annotations[CDROMEjectedAnnotation] == "true" || annotations[OSInstalledAnnotation] == "true"
 }
 
+// Machine annotations that select an ISO boot (reference §1): the VM boots
+// from spec.os.imageID through a DataVolume when BootSourceAnnotation is
+// BootSourceDataVolume; BootSourceTypeAnnotation is http (default), https
+// or registry.
+const (
+	BootSourceAnnotation     = "kubevirt.io/boot-source"
+	BootSourceTypeAnnotation = "kubevirt.io/boot-source-type"
+	BootSourceDataVolume     = "datavolume"
+)
+
 // HandlesProvider reports whether a Machine with this spec.provider is ours.
 func HandlesProvider(provider string) bool {
 	return provider == "" || provider == ProviderKubevirt
