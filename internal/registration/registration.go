@@ -28,6 +28,11 @@ const (
 	// DefaultMaxAttempts with the default backoff waits 1s, 2s, ... 256s
 	// between attempts and gives up after about eight and a half minutes.
 	DefaultMaxAttempts = 10
+	// DefaultAttemptTimeout bounds one attempt's supervisor requests: the
+	// supervisor's REST config has no request timeout (it also serves the
+	// controller's watches), so a server that accepts and never answers
+	// would otherwise hold the first attempt until the worker stops.
+	DefaultAttemptTimeout = 30 * time.Second
 	// UnknownRegion is the region of a MachineProvider created without a
 	// Vitistack that names one: the CRD requires a non-empty region.
 	UnknownRegion = "unknown"
@@ -57,6 +62,8 @@ type Options struct {
 	// registration; zero means the defaults.
 	RetryInitial, RetryMax time.Duration
 	MaxAttempts            int
+	// AttemptTimeout bounds one attempt; zero means DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
 }
 
 // Validate names every invalid option by its setting.
@@ -68,6 +75,9 @@ func (o Options) Validate() error {
 	}
 	if o.RetryInitial < 0 || o.RetryMax < 0 || o.MaxAttempts < 0 {
 		p.Addf("registration retries: initial %s, max %s, attempts %d: must not be negative", o.RetryInitial, o.RetryMax, o.MaxAttempts)
+	}
+	if o.AttemptTimeout < 0 {
+		p.Addf("registration attempt timeout %s: must not be negative", o.AttemptTimeout)
 	}
 	return p.Err()
 }
@@ -110,12 +120,17 @@ func New(c client.Client, o Options, log *slog.Logger) (*Registrar, error) {
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = DefaultMaxAttempts
 	}
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = DefaultAttemptTimeout
+	}
 	o.RetryMax = max(o.RetryMax, o.RetryInitial)
 	return &Registrar{client: c, opts: o, log: log.With("machineProvider", o.ProviderName)}, nil
 }
 
-// Ensure makes one registration attempt.
+// Ensure makes one registration attempt, bounded by AttemptTimeout.
 func (r *Registrar) Ensure(ctx context.Context) (Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+	defer cancel()
 	name := r.opts.ProviderName
 	region := UnknownRegion
 	if v := r.opts.VitistackName; v != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,12 +238,32 @@ func TestUnreachableSupervisorIsRetried(t *testing.T) {
 	assert.Contains(t, buf.String(), `"error":"get MachineProvider \"kv\": dial tcp 10.0.0.1:6443: connect: connection refused"`)
 }
 
+func TestHungSupervisorAttemptIsBounded(t *testing.T) {
+	s, err := scheme.New()
+	require.NoError(t, err)
+	var gets atomic.Int32
+	c := fake.NewClientBuilder().WithScheme(s).WithInterceptorFuncs(interceptor.Funcs{
+		// A supervisor that accepts the request and never answers.
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets.Add(1)
+			<-ctx.Done()
+			return ctx.Err()
+		},
+	}).Build()
+	r, buf := newRegistrar(t, c, Options{ProviderName: "kv", RetryInitial: time.Millisecond, MaxAttempts: 2, AttemptTimeout: 50 * time.Millisecond})
+	r.Run(t.Context())
+	assert.Equal(t, int32(2), gets.Load(), "each attempt ends at its timeout and the next one runs")
+	assert.Contains(t, buf.String(), `"error":"get MachineProvider \"kv\": context deadline exceeded"`)
+	assert.Contains(t, buf.String(), `"msg":"MachineProvider registration gave up`)
+}
+
 func TestOptions(t *testing.T) {
 	_, err := New(nil, Options{ProviderName: "kv"}, slog.Default())
 	require.EqualError(t, err, "registration: supervisor client is nil")
-	err = Options{ProviderName: "Not_A_Name", VitistackName: "also bad", MaxAttempts: -1}.Validate()
+	err = Options{ProviderName: "Not_A_Name", VitistackName: "also bad", MaxAttempts: -1, AttemptTimeout: -time.Second}.Validate()
 	require.Error(t, err)
-	for _, want := range []string{`NAME_MACHINE_PROVIDER="Not_A_Name"`, `VITISTACK_NAME="also bad"`, "attempts -1: must not be negative"} {
+	for _, want := range []string{`NAME_MACHINE_PROVIDER="Not_A_Name"`, `VITISTACK_NAME="also bad"`, "attempts -1: must not be negative",
+		"attempt timeout -1s: must not be negative"} {
 		assert.Contains(t, err.Error(), want)
 	}
 	require.NoError(t, Options{ProviderName: DefaultProviderName}.Validate(), "VITISTACK_NAME is optional")
