@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -255,16 +253,12 @@ func TestMockModeAgainstDevServer(t *testing.T) {
 	assert.True(t, waitCompleted, "the running activity finished before the worker exited")
 
 	// Every line is structured JSON with lowerCamel keys.
-	scanner := bufio.NewScanner(strings.NewReader(p.stderr.String()))
-	lines := 0
-	for scanner.Scan() {
-		var entry map[string]any
-		require.NoError(t, json.Unmarshal(scanner.Bytes(), &entry), scanner.Text())
+	entries := testutil.JSONLines(t, p.stderr.String())
+	for _, entry := range entries {
 		for key := range entry {
-			assert.NotRegexp(t, `^[A-Z]`, key, "log key in %s", scanner.Text())
+			assert.NotRegexp(t, `^[A-Z]`, key, "log key in %v", entry)
 		}
-		lines++
 	}
-	assert.Positive(t, lines)
+	assert.NotEmpty(t, entries)
 	assert.Contains(t, p.stderr.String(), `"msg":"Worker stopped"`)
 }
