@@ -325,9 +325,11 @@ func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
 	}
 	switch boot.ISOSourceType {
 	case isoSourceHTTP, isoSourceHTTPS:
+		// The message goes to history and the Machine's status, so it
+		// shows the URL as isoSize logs it: without a password.
 		u, err := url.Parse(boot.ImageURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return BootPlan{}, invalidSpec(ref, "spec.os.imageID", "%q is not an http(s) URL", boot.ImageURL)
+			return BootPlan{}, invalidSpec(ref, "spec.os.imageID", "%q is not an http(s) URL", redactURL(boot.ImageURL))
 		}
 	case isoSourceRegistry:
 	default:

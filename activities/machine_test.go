@@ -174,6 +174,10 @@ func TestPlanMachineRejectsInvalidSpecs(t *testing.T) {
 			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
 			m.Spec.OS.ImageID = "ubuntu-22.04"
 		}, nil, nil, `spec.os.imageID: "ubuntu-22.04" is not an http(s) URL`},
+		{"ISO imageID with a password and another scheme", func(m *v1alpha1.Machine) {
+			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
+			m.Spec.OS.ImageID = "ftp://user:s3cret@img.example/os.iso"
+		}, nil, nil, `spec.os.imageID: "ftp://user:xxxxx@img.example/os.iso" is not an http(s) URL`},
 		{"configDrive cloud-init", func(m *v1alpha1.Machine) {
 			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{Type: v1alpha1.CloudInitTypeConfigDrive}
 		}, nil, nil, `spec.cloudInit.type: "configDrive" is not supported`},
