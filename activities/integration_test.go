@@ -418,9 +418,11 @@ func testWaitHeartbeat(t *testing.T, s *suite, cluster string) {
 	env = (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	env.RegisterActivity(s.acts)
 	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: bg})
+	// start is taken before the timer is armed: an activity ended by the
+	// cancel has then run for at least the second, with no scheduling slack.
+	start := time.Now()
 	timer := time.AfterFunc(time.Second, cancel)
 	defer timer.Stop()
-	start := time.Now()
 	err := s.exec(t, env, nil, s.acts.WaitForVirtualMachine, RemoteMachine{KubevirtConfig: cluster, Machine: stuck})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "canceled")
