@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vitistack/common/pkg/v1alpha1"
@@ -246,7 +247,9 @@ func (r *MachineReconciler) setConditions(ctx context.Context, m *v1alpha1.Machi
 		}
 		note := c.Message
 		if len(note) > maxEventNote {
-			note = note[:maxEventNote]
+			// Cut on a rune boundary: a split UTF-8 sequence would make the
+			// API server reject the Event.
+			note = strings.ToValidUTF8(note[:maxEventNote], "")
 		}
 		r.Recorder.Eventf(m, nil, eventType, reason, action, "%s", note)
 	}
