@@ -105,7 +105,8 @@ func isoSizeFor(bytes int64) resource.Quantity {
 	return *resource.NewQuantity(gis*gi, resource.BinarySI)
 }
 
-// redactURL hides a password in a URL before it is logged.
+// redactURL hides a password in a URL before it is logged or quoted in an
+// error.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
