@@ -571,6 +571,8 @@ func TestPlacementRules(t *testing.T) {
 	srv := newAPIServer(t, "t")
 	one := tokenConfig(t, "one", srv.URL, "t")
 	two := slices.Concat(tokenConfig(t, "a", srv.URL, "t"), tokenConfig(t, "b", srv.URL, "t"))
+	rejecting := slices.Concat(tokenConfig(t, "a", srv.URL, "bad"), tokenConfig(t, "b", srv.URL, "bad"))
+	rejectingAndHole := slices.Concat(tokenConfig(t, "a", srv.URL, "bad"), tokenConfig(t, "hole", blackHole(t), "t"))
 	machine := func(annotation string) *v1alpha1.Machine {
 		m := &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "vm1"}}
 		if annotation != "" {
@@ -596,6 +598,12 @@ func TestPlacementRules(t *testing.T) {
 			wantText: "chosen by the default config"},
 		{name: "no config at all", machine: machine(""), wantErr: ErrConfigNotFound,
 			wantText: "Machine team/vm1: KubevirtConfig not found: no KubevirtConfig exists on the supervisor"},
+		{name: "search on none", objs: two, machine: machine(""), wantErr: ErrAmbiguousPlacement,
+			wantText: "2 KubevirtConfigs exist and VM team/vm1 is on none of them"},
+		{name: "search refused everywhere is final", objs: rejecting, machine: machine(""), wantErr: ErrUnauthorized,
+			wantText: "KubevirtConfigs a, b could not be searched"},
+		{name: "search with an unreachable cluster is retryable", objs: rejectingAndHole, opts: []Option{WithRequestTimeout(300 * time.Millisecond)},
+			machine: machine(""), wantErr: ErrClusterUnreachable, wantText: "KubevirtConfigs a, hole could not be searched"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sup := newSupervisor(t, tc.objs...)

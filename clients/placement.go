@@ -118,7 +118,7 @@ func (m *KubevirtClientManager) searchVM(ctx context.Context, machine *v1alpha1.
 		for i, name := range failed {
 			details[i] = unsearched[name].Error()
 		}
-		return nil, "", &Error{Kind: ErrClusterUnreachable, Machine: ref,
+		return nil, "", &Error{Kind: searchFailureKind(failed, unsearched), Machine: ref,
 			Reason: fmt.Sprintf("VM %s not found on %d of %d clusters, and the clusters of KubevirtConfigs %s could not be searched: %s",
 				ref, len(configs)-len(failed), len(configs), strings.Join(failed, ", "), strings.Join(details, "; "))}
 	default:
@@ -126,6 +126,26 @@ func (m *KubevirtClientManager) searchVM(ctx context.Context, machine *v1alpha1.
 			Reason: fmt.Sprintf("%d KubevirtConfigs exist and VM %s is on none of them; set annotation %s on the Machine or DEFAULT_KUBEVIRT_CONFIG",
 				len(configs), ref, names.PlacementAnnotation)}
 	}
+}
+
+// searchFailureKind is the Kind of a failed search: ErrClusterUnreachable
+// (worth retrying) while any cluster could not be reached, else the Kind of
+// the final errors (e.g. every unsearched cluster rejected our credentials),
+// so that a Machine nobody can place without a fix is not retried for long.
+// failed lists the unsearched configs in name order, which makes the choice
+// among different final Kinds stable.
+func searchFailureKind(failed []string, unsearched map[string]error) error {
+	var kind error
+	for _, name := range failed {
+		var typed *Error
+		if !errors.As(unsearched[name], &typed) || typed.Kind == ErrClusterUnreachable {
+			return ErrClusterUnreachable
+		}
+		if kind == nil {
+			kind = typed.Kind
+		}
+	}
+	return kind
 }
 
 // errVMAbsent says a cluster was searched and does not hold the VM.
