@@ -84,8 +84,13 @@ func (s *suite) run(t *testing.T, out any, fn any, args ...any) error {
 	return s.exec(t, env, out, fn, args...)
 }
 
+// exec also checks that neither the inputs nor the result, as Temporal
+// would record them in history, contain any of s.secrets.
 func (s *suite) exec(t *testing.T, env *testsuite.TestActivityEnvironment, out any, fn any, args ...any) error {
 	t.Helper()
+	for _, arg := range args {
+		s.requireNoSecret(t, arg, "activity input")
+	}
 	val, err := env.ExecuteActivity(fn, args...)
 	if err != nil {
 		return err
@@ -94,13 +99,18 @@ func (s *suite) exec(t *testing.T, env *testsuite.TestActivityEnvironment, out a
 		// Decoding into a used value would keep fields the result omits.
 		reflect.ValueOf(out).Elem().SetZero()
 		require.NoError(t, val.Get(out))
-		raw, err := json.Marshal(out)
-		require.NoError(t, err)
-		for _, secret := range s.secrets {
-			require.NotContains(t, string(raw), secret, "activity result carries secret material")
-		}
+		s.requireNoSecret(t, out, "activity result")
 	}
 	return nil
+}
+
+func (s *suite) requireNoSecret(t *testing.T, v any, what string) {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	require.NoError(t, err)
+	for _, secret := range s.secrets {
+		require.NotContains(t, string(raw), secret, "%s carries secret material", what)
+	}
 }
 
 // must runs an activity that has to succeed.

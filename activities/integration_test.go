@@ -43,6 +43,7 @@ func TestIntegration(t *testing.T) {
 	t.Run("boot failures", func(t *testing.T) { testBootFailures(t, s, cluster) })
 	t.Run("wait resumes from heartbeat and stops on cancel", func(t *testing.T) { testWaitHeartbeat(t, s, cluster) })
 	t.Run("ISO boot and static network data", func(t *testing.T) { testISOAndStaticNetwork(t, s, cluster) })
+	t.Run("ISO image URL stays out of activity inputs and results", func(t *testing.T) { testISOURLOutOfHistory(t, s, cluster) })
 	t.Run("deletion with partial leftovers", func(t *testing.T) { testPartialDeletion(t, s, cluster) })
 	t.Run("storage class resolution", func(t *testing.T) { testStorageClass(t, s, cluster) })
 	t.Run("cluster health and classification", func(t *testing.T) { testHealth(t, s) })
@@ -481,6 +482,50 @@ func testISOAndStaticNetwork(t *testing.T, s *suite, cluster string) {
 	require.Equal(t, "version: 1\nconfig:\n  - type: physical\n    name: eth0\n    mac_address: \""+net.MACAddress+"\"\n"+
 		"    subnets:\n      - type: static\n        address: 192.168.10.20\n        netmask: 255.255.255.0\n"+
 		"        gateway: 192.168.10.1\n        dns_nameservers:\n          - 1.1.1.1\n", netData)
+}
+
+// testISOURLOutOfHistory provisions from an image URL with a password and
+// a signed query: the VM's DataVolume imports from exactly that URL, which
+// EnsureVirtualMachine reads from the Machine, while no activity input or
+// result (what history records) contains any part of it. A Machine whose
+// image is removed after LoadMachine gets no VM.
+func testISOURLOutOfHistory(t *testing.T, s *suite, cluster string) {
+	ctx := t.Context()
+	remote := s.cluster(cluster)
+	const password, signature, path = "isoPa55w0rd", "sig-7f3a9c", "/signed-installer.iso"
+	imageURL := strings.Replace(s.iso.URL, "://", "://installer:"+password+"@", 1) + path + "?X-Amz-Signature=" + signature
+	s.secrets = append(s.secrets, imageURL, password, signature, path)
+	ns := s.namespace(t, "iso-history")
+	isoMachine := func(m *v1alpha1.Machine) {
+		m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
+		m.Spec.OS.ImageID = imageURL
+		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
+	}
+
+	rm := RemoteMachine{KubevirtConfig: cluster, Machine: s.machine(t, ns, "signed", isoMachine)}
+	heads := s.iso.heads.Load()
+	provisionISOMachine(t, s, rm)
+	require.Equal(t, heads+1, s.iso.heads.Load(), "the ISO is sized from the Machine's URL")
+	vm := &kubevirtv1.VirtualMachine{}
+	require.NoError(t, remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signed"}, vm))
+	require.Equal(t, imageURL, vm.Spec.DataVolumeTemplates[0].Spec.Source.HTTP.URL)
+
+	gone := RemoteMachine{KubevirtConfig: cluster, Machine: s.machine(t, ns, "gone", isoMachine)}
+	var plan MachinePlan
+	s.must(t, &plan, s.acts.LoadMachine, gone.Machine)
+	require.Equal(t, BootPlan{HasImage: true, ISO: true, ISOSourceType: isoSourceHTTP}, plan.Boot)
+	m := &v1alpha1.Machine{}
+	require.NoError(t, s.env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gone"}, m))
+	m.Spec.OS.ImageID = ""
+	require.NoError(t, s.env.Supervisor.Client.Update(ctx, m))
+	s.must(t, nil, s.acts.EnsureNamespace, gone)
+	var net NetworkResult
+	s.must(t, &net, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: gone.Machine, Network: plan.Network})
+	err := s.run(t, nil, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net})
+	appErr := requireAppError(t, err, ErrTypeInvalidSpec, true)
+	require.Contains(t, appErr.Message(), "Machine "+ns+"/gone: spec.os.imageID: changed since LoadMachine")
+	err = remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gone"}, &kubevirtv1.VirtualMachine{})
+	require.True(t, apierrors.IsNotFound(err), "no VM for a Machine that contradicts its plan: %v", err)
 }
 
 func testPartialDeletion(t *testing.T, s *suite, cluster string) {

@@ -42,7 +42,8 @@ func TestISOCleanupTriggers(t *testing.T) {
 
 func TestISORemoval(t *testing.T) {
 	in := baseSpecInput()
-	in.Plan.Boot = BootPlan{ISO: true, ImageURL: "http://images/os.iso"}
+	in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
+	in.ImageURL = "http://images/os.iso"
 	in.CloudInit = &cloudInitData{UserData: "#cloud-config\n"}
 	vm, err := buildVirtualMachine(in)
 	require.NoError(t, err)

@@ -312,10 +312,14 @@ func planNetwork(ref MachineRef, netns *v1alpha1.NetworkNamespace) (NetworkPlan,
 	return plan, nil
 }
 
+// planBoot decides how the VM boots and validates the image for it.
+// EnsureVirtualMachine runs it again on the Machine it reads, to check that
+// the image it takes from there still fits the plan.
 func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
 	ref := refOf(machine)
-	boot := BootPlan{ImageURL: machine.Spec.OS.ImageID}
-	if machine.Annotations[names.BootSourceAnnotation] != names.BootSourceDataVolume || boot.ImageURL == "" {
+	image := machine.Spec.OS.ImageID
+	boot := BootPlan{HasImage: image != ""}
+	if machine.Annotations[names.BootSourceAnnotation] != names.BootSourceDataVolume || image == "" {
 		return boot, nil
 	}
 	boot.ISO = true
@@ -327,9 +331,9 @@ func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
 	case isoSourceHTTP, isoSourceHTTPS:
 		// The message goes to history and the Machine's status, so it
 		// shows the URL as isoSize logs it: without a password.
-		u, err := url.Parse(boot.ImageURL)
+		u, err := url.Parse(image)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return BootPlan{}, invalidSpec(ref, "spec.os.imageID", "%q is not an http(s) URL", redactURL(boot.ImageURL))
+			return BootPlan{}, invalidSpec(ref, "spec.os.imageID", "%q is not an http(s) URL", redactURL(image))
 		}
 	case isoSourceRegistry:
 	default:

@@ -100,12 +100,12 @@ func TestPlanMachine(t *testing.T) {
 			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
 			m.Spec.OS.ImageID = "https://img.example/os.iso"
 		}, check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, BootPlan{ImageURL: "https://img.example/os.iso", ISO: true, ISOSourceType: "http"}, p.Boot)
+			require.Equal(t, BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}, p.Boot)
 		}},
 		{name: "imageID without the annotation is no ISO boot", mutate: func(m *v1alpha1.Machine) {
 			m.Spec.OS.ImageID = "https://img.example/os.iso"
 		}, check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, BootPlan{ImageURL: "https://img.example/os.iso"}, p.Boot)
+			require.Equal(t, BootPlan{HasImage: true}, p.Boot)
 		}},
 		{name: "cloudInit flag without payload", mutate: func(m *v1alpha1.Machine) {
 			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}

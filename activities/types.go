@@ -1,6 +1,10 @@
 package activities
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
 
 // Activity names. Each is the name of an exported method of *Activities, so
 // registering the struct with a worker registers them all under these names.
@@ -139,13 +143,35 @@ type NetworkPlan struct {
 	Static     bool `json:"static,omitempty"`
 }
 
-// BootPlan says how the VM boots: from its disks, PXE, or an ISO.
+// BootPlan says how the VM boots: from its disks, PXE, or an ISO. It never
+// holds spec.os.imageID itself: the URL may carry credentials (user:password@
+// or a signed query) and plans travel through history, so
+// EnsureVirtualMachine reads it from the Machine.
 type BootPlan struct {
-	ImageURL string `json:"imageURL,omitempty"`
+	// HasImage says spec.os.imageID is set. Without an image the VM boots
+	// PXE after its boot disk.
+	HasImage bool `json:"hasImage,omitempty"`
 	// ISO is set when the Machine asks for a DataVolume boot source.
 	ISO bool `json:"iso,omitempty"`
 	// ISOSourceType is http, https or registry.
 	ISOSourceType string `json:"isoSourceType,omitempty"`
+}
+
+// UnmarshalJSON also reads plans recorded before HasImage existed, which
+// carried the URL itself as "imageURL": a provision running across the
+// upgrade keeps booting from its image. The URL is dropped on reading.
+func (b *BootPlan) UnmarshalJSON(data []byte) error {
+	type plain BootPlan
+	var v struct {
+		plain
+		LegacyImageURL string `json:"imageURL"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return fmt.Errorf("decode BootPlan: %w", err)
+	}
+	*b = BootPlan(v.plain)
+	b.HasImage = b.HasImage || v.LegacyImageURL != ""
+	return nil
 }
 
 // VolumesInput asks for the PVCs of a plan.

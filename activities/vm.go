@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/vitistack/common/pkg/v1alpha1"
 	"go.temporal.io/sdk/activity"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/machineflow/machineflow/internal/names"
 )
 
 // EnsureVirtualMachine creates the Machine's VM unless it exists. An
@@ -42,10 +45,15 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in VirtualMachine
 	if err != nil {
 		return VirtualMachineResult{}, err
 	}
+	imageURL, err := bootImage(machine, in.Plan.Boot)
+	if err != nil {
+		return VirtualMachineResult{}, err
+	}
 	spec := vmSpecInput{
 		Plan:               in.Plan,
 		Network:            in.Network,
 		CPUModel:           a.settings.CPUModel,
+		ImageURL:           imageURL,
 		ISOAccessMode:      corev1.PersistentVolumeAccessMode(a.settings.PVCAccessMode),
 		MachineAnnotations: machine.Annotations,
 	}
@@ -53,7 +61,7 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in VirtualMachine
 		return VirtualMachineResult{}, err
 	}
 	if in.Plan.Boot.ISO {
-		spec.ISOSize = a.isoSize(ctx, in.Plan.Boot)
+		spec.ISOSize = a.isoSize(ctx, in.Plan.Boot.ISOSourceType, imageURL)
 	}
 	vm, err := buildVirtualMachine(spec)
 	if err != nil {
@@ -70,16 +78,16 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in VirtualMachine
 // isoSize sizes the ISO DataVolume: the image's Content-Length plus 10%,
 // rounded up to whole Gi, or Settings.DefaultISOSize when the size cannot
 // be learned (registry sources, errors, no Content-Length).
-func (a *Activities) isoSize(ctx context.Context, boot BootPlan) resource.Quantity {
+func (a *Activities) isoSize(ctx context.Context, sourceType, imageURL string) resource.Quantity {
 	fallback := resource.MustParse(a.settings.DefaultISOSize)
-	if boot.ISOSourceType == isoSourceRegistry {
+	if sourceType == isoSourceRegistry {
 		return fallback
 	}
 	logger := activity.GetLogger(ctx)
-	where := redactURL(boot.ImageURL)
+	where := redactURL(imageURL)
 	hctx, cancel := context.WithTimeout(ctx, a.settings.ISOHeadTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(hctx, http.MethodHead, boot.ImageURL, nil)
+	req, err := http.NewRequestWithContext(hctx, http.MethodHead, imageURL, nil)
 	if err != nil {
 		logger.Warn("ISO size: bad request, using the default", "url", where, "error", err)
 		return fallback
@@ -95,6 +103,42 @@ func (a *Activities) isoSize(ctx context.Context, boot BootPlan) resource.Quanti
 		return fallback
 	}
 	return isoSizeFor(resp.ContentLength)
+}
+
+// bootImage is the Machine's spec.os.imageID, which the plan leaves out of
+// history. The Machine may have changed since LoadMachine planned the VM, so
+// its boot source is validated again; one that now boots differently (the
+// image removed or added, the boot-source annotations changed) is final: a
+// retry reads the same Machine, and the VM would contradict the plan the
+// workflow runs and reports. Another URL booting the same way is used as is.
+func bootImage(machine *v1alpha1.Machine, planned BootPlan) (string, error) {
+	now, err := planBoot(machine)
+	if err != nil {
+		return "", err
+	}
+	if now == planned {
+		return machine.Spec.OS.ImageID, nil
+	}
+	field := "metadata.annotations[" + names.BootSourceTypeAnnotation + "]"
+	switch {
+	case now.HasImage != planned.HasImage:
+		field = "spec.os.imageID"
+	case now.ISO != planned.ISO:
+		field = "metadata.annotations[" + names.BootSourceAnnotation + "]"
+	}
+	return "", invalidSpec(refOf(machine), field, "changed since LoadMachine: the Machine now boots from %s, the plan from %s",
+		describeBoot(now), describeBoot(planned))
+}
+
+func describeBoot(b BootPlan) string {
+	switch {
+	case b.ISO:
+		return "an ISO (" + b.ISOSourceType + " source)"
+	case b.HasImage:
+		return "an image without ISO boot"
+	default:
+		return "its disks and PXE (no image)"
+	}
 }
 
 // isoSizeFor is bytes ×1.1 rounded up to whole Gi (at least 1Gi).

@@ -46,8 +46,10 @@ type vmSpecInput struct {
 	Plan     MachinePlan
 	Network  NetworkResult
 	CPUModel string
-	// ISOSize and ISOAccessMode size the ISO DataVolumeTemplate; only read
-	// when Plan.Boot.ISO is set.
+	// ImageURL is the Machine's spec.os.imageID, which the plan leaves out
+	// of history; ImageURL, ISOSize and ISOAccessMode make the ISO
+	// DataVolumeTemplate and are only read when Plan.Boot.ISO is set.
+	ImageURL      string
 	ISOSize       resource.Quantity
 	ISOAccessMode corev1.PersistentVolumeAccessMode
 	// CloudInit is nil when the Machine has no spec.cloudInit.
@@ -89,8 +91,8 @@ func buildVirtualMachine(in vmSpecInput) (*kubevirtv1.VirtualMachine, error) {
 		return nil, err
 	}
 	var dataVolumes []kubevirtv1.DataVolumeTemplateSpec
-	if plan.Boot.ISO && plan.Boot.ImageURL != "" {
-		dv, err := isoDataVolume(plan, in.ISOSize, in.ISOAccessMode)
+	if plan.Boot.ISO {
+		dv, err := isoDataVolume(plan, in.ImageURL, in.ISOSize, in.ISOAccessMode)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +129,7 @@ func buildVirtualMachine(in vmSpecInput) (*kubevirtv1.VirtualMachine, error) {
 	}
 	// Without an image the VM installs itself over the network: PXE comes
 	// right after the (empty) boot disk.
-	if plan.Boot.ImageURL == "" {
+	if !plan.Boot.HasImage {
 		iface.BootOrder = ptr.To(pxeBootOrder)
 	}
 	network := kubevirtv1.Network{Name: networkName}
@@ -213,8 +215,10 @@ func busOrVirtio(bus string) string {
 
 // isoDataVolume is the DataVolumeTemplate <vm>-iso that imports the ISO.
 // CD-ROMs need a Filesystem volume.
-func isoDataVolume(plan MachinePlan, size resource.Quantity, accessMode corev1.PersistentVolumeAccessMode) (kubevirtv1.DataVolumeTemplateSpec, error) {
-	url := plan.Boot.ImageURL
+func isoDataVolume(plan MachinePlan, url string, size resource.Quantity, accessMode corev1.PersistentVolumeAccessMode) (kubevirtv1.DataVolumeTemplateSpec, error) {
+	if url == "" {
+		return kubevirtv1.DataVolumeTemplateSpec{}, invalidSpec(plan.Machine, "spec.os.imageID", "empty, but the plan boots an ISO")
+	}
 	var source cdiv1beta1.DataVolumeSource
 	switch plan.Boot.ISOSourceType {
 	case "", isoSourceHTTP, isoSourceHTTPS:

@@ -85,7 +85,10 @@ func TestBuildVirtualMachine(t *testing.T) {
 		{"PXE boot order 2 when no imageID", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			require.Equal(t, uint(2), *domain(vm).Devices.Interfaces[0].BootOrder)
 		}},
-		{"no PXE boot order with an imageID", func(in *vmSpecInput) { in.Plan.Boot.ImageURL = "http://img/os.iso" },
+		{"no PXE boot order with an imageID", func(in *vmSpecInput) {
+			in.Plan.Boot = BootPlan{HasImage: true}
+			in.ImageURL = "http://img/os.iso"
+		},
 			func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 				require.Nil(t, domain(vm).Devices.Interfaces[0].BootOrder)
 				require.Empty(t, vm.Spec.DataVolumeTemplates, "an imageID without the boot-source annotation is no ISO boot")
@@ -103,7 +106,8 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, "vm1-data", vols[1].PersistentVolumeClaim.ClaimName)
 		}},
 		{"ISO boot via DataVolumeTemplate <vm>-iso and cdrom-iso on sata with boot order 2", func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{ImageURL: "http://img/os.iso", ISO: true, ISOSourceType: "http"}
+			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
+			in.ImageURL = "http://img/os.iso"
 			in.ISOSize = resource.MustParse("3Gi")
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			require.Len(t, vm.Spec.DataVolumeTemplates, 1)
@@ -123,7 +127,8 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, "vm1-iso", vols[len(vols)-1].DataVolume.Name)
 		}},
 		{"ISO from a registry source", func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{ImageURL: "docker://quay.io/os:1", ISO: true, ISOSourceType: "registry"}
+			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "registry"}
+			in.ImageURL = "docker://quay.io/os:1"
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			src := vm.Spec.DataVolumeTemplates[0].Spec.Source
 			require.Nil(t, src.HTTP)
@@ -177,7 +182,11 @@ func TestBuildVirtualMachineRejectsBadPlans(t *testing.T) {
 		"no MAC":                func(in *vmSpecInput) { in.Network.MACAddress = "" },
 		"disk without PVC":      func(in *vmSpecInput) { in.Plan.Disks[1].PVCName = "" },
 		"unknown ISO source": func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{ImageURL: "ftp://x", ISO: true, ISOSourceType: "ftp"}
+			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "ftp"}
+			in.ImageURL = "ftp://x"
+		},
+		"ISO plan without an image URL": func(in *vmSpecInput) {
+			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
