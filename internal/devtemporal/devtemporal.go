@@ -1,26 +1,37 @@
-// Package devtemporal starts the Temporal CLI's dev server (`temporal server
-// start-dev`, built into ./bin by `make tools`) with machineflow's search
-// attributes registered. Tests, `make histories` and the sandbox use it, so
-// each of them talks to a real Temporal server rather than the in-process
-// test environment.
 package devtemporal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
+	tlog "go.temporal.io/sdk/log"
 
+	"github.com/machineflow/machineflow/internal/childproc"
+	"github.com/machineflow/machineflow/internal/freeport"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
+)
+
+const (
+	defaultNamespace    = "default"
+	defaultReadyTimeout = time.Minute
+	// stopGrace bounds Stop: the dev server exits on SIGTERM within a
+	// second or two; past this it is killed.
+	stopGrace = 10 * time.Second
+	// dialInterval spaces the readiness dials.
+	dialInterval = 100 * time.Millisecond
+	// outputTail is how much of the server's last output a failed start
+	// reports.
+	outputTail = 2 << 10
 )
 
 // Options tune the dev server; the zero value is a headless, in-memory
@@ -35,10 +46,38 @@ type Options struct {
 	// UI enables the web UI, on UIPort when set.
 	UI     bool
 	UIPort string
-	// Stdout and Stderr receive the server's output; nil discards it.
-	Stdout, Stderr io.Writer
-	// Logger is the SDK logger of the returned client; nil discards.
-	Logger log.Logger
+	// ReadyTimeout bounds the wait for the server to accept clients (as
+	// does Start's context); zero means one minute.
+	ReadyTimeout time.Duration
+	// Out receives the server's standard output and error; nil discards it.
+	Out io.Writer
+	// Log gets the process's start and stop lines and the client's logs;
+	// nil discards them.
+	Log *slog.Logger
+}
+
+// Server is a running dev server with a client connected to it.
+type Server struct {
+	proc     *childproc.Process
+	client   client.Client
+	hostPort string
+}
+
+// Client is connected to the server's namespace.
+func (s *Server) Client() client.Client { return s.client }
+
+// FrontendHostPort is the frontend's host:port, for other clients.
+func (s *Server) FrontendHostPort() string { return s.hostPort }
+
+// Stop closes the client and stops the server: SIGTERM, then SIGKILL after
+// a grace period. It fails if the server exited with an error or left a
+// process behind (which it then kills).
+func (s *Server) Stop() error {
+	s.client.Close()
+	if err := s.proc.Stop(stopGrace); err != nil {
+		return fmt.Errorf("stopping the Temporal dev server on %s: %w", s.hostPort, err)
+	}
+	return nil
 }
 
 // CLIPath is the Temporal CLI: $TEMPORAL_CLI, else <repo>/bin/temporal.
@@ -57,45 +96,111 @@ func CLIPath() (string, error) {
 	return path, nil
 }
 
-// SearchAttributes are machineflow's search attributes, for registration.
-func SearchAttributes() temporal.SearchAttributes {
-	var updates []temporal.SearchAttributeUpdate
-	for _, name := range names.KeywordSearchAttributes() {
-		updates = append(updates, temporal.NewSearchAttributeKeyKeyword(name).ValueSet(""))
+// Args are the arguments of `temporal server start-dev` for opts, whose
+// HostPort must be set: those the SDK's testsuite passes, with machineflow's
+// search attributes registered (idempotently, so a kept DBFile is fine), no
+// version check calling home, and only errors logged.
+func Args(opts Options) ([]string, error) {
+	host, port, err := net.SplitHostPort(opts.HostPort)
+	if err != nil {
+		return nil, fmt.Errorf("temporal dev server host:port %q: %w", opts.HostPort, err)
 	}
-	return temporal.NewSearchAttributes(updates...)
+	args := []string{"server", "start-dev",
+		"--ip", host, "--port", port,
+		"--namespace", namespaceOrDefault(opts.Namespace),
+		"--dynamic-config-value", "frontend.enableServerVersionCheck=false",
+		"--log-level", "error",
+	}
+	if !opts.UI {
+		args = append(args, "--headless")
+	}
+	if opts.DBFile != "" {
+		args = append(args, "--db-filename", opts.DBFile)
+	}
+	if opts.UIPort != "" {
+		args = append(args, "--ui-port", opts.UIPort)
+	}
+	for _, name := range names.KeywordSearchAttributes() {
+		args = append(args, "--search-attribute", name+"=Keyword")
+	}
+	return args, nil
 }
 
-// Start starts a dev server and waits until it accepts clients.
-func Start(ctx context.Context, opts Options) (*testsuite.DevServer, error) {
+// Start starts a dev server and waits until it accepts clients. If it
+// does not by ctx's deadline or opts.ReadyTimeout, or exits first, the
+// server is stopped and the error carries the end of its output.
+func Start(ctx context.Context, opts Options) (*Server, error) {
 	path, err := CLIPath()
 	if err != nil {
 		return nil, err
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = discardLogger{}
+	if opts.HostPort == "" {
+		if opts.HostPort, err = freeport.Address(); err != nil {
+			return nil, fmt.Errorf("temporal dev server: %w", err)
+		}
 	}
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:     path,
-		ClientOptions:    &client.Options{HostPort: opts.HostPort, Namespace: opts.Namespace, Logger: logger},
-		DBFilename:       opts.DBFile,
-		EnableUI:         opts.UI,
-		UIPort:           opts.UIPort,
-		LogLevel:         "error",
-		SearchAttributes: SearchAttributes(),
-		Stdout:           writerOrDiscard(opts.Stdout),
-		Stderr:           writerOrDiscard(opts.Stderr),
+	args, err := Args(opts)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tail := &tailWriter{max: outputTail}
+	out := io.Writer(tail)
+	if opts.Out != nil {
+		out = io.MultiWriter(opts.Out, tail)
+	}
+	proc, err := childproc.Start(childproc.Command{Name: "temporal dev server", Path: path, Args: args, Env: os.Environ(), Out: out, Log: log})
+	if err != nil {
+		return nil, err
+	}
+
+	timeout := opts.ReadyTimeout
+	if timeout <= 0 {
+		timeout = defaultReadyTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := waitReady(ctx, proc, client.Options{
+		HostPort:  opts.HostPort,
+		Namespace: namespaceOrDefault(opts.Namespace),
+		Logger:    tlog.NewStructuredLogger(log),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("starting Temporal dev server: %w", err)
+		// Stop waits for the exit, after which the tail is complete.
+		err = fmt.Errorf("starting the Temporal dev server on %s: %w", opts.HostPort, errors.Join(err, proc.Stop(stopGrace)))
+		if output := tail.String(); output != "" {
+			err = fmt.Errorf("%w; its last output:\n%s", err, output)
+		}
+		return nil, err
 	}
-	return srv, nil
+	return &Server{proc: proc, client: c, hostPort: opts.HostPort}, nil
+}
+
+// waitReady dials until a client connects, the process exits or ctx ends.
+func waitReady(ctx context.Context, proc *childproc.Process, opts client.Options) (client.Client, error) {
+	ticker := time.NewTicker(dialInterval)
+	defer ticker.Stop()
+	for {
+		c, err := client.DialContext(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-proc.Done():
+			return nil, errors.New("it exited before accepting clients")
+		case <-ctx.Done():
+			return nil, fmt.Errorf("not accepting clients in time (%w), last dial: %w", context.Cause(ctx), err)
+		case <-ticker.C:
+		}
+	}
 }
 
 // New starts a headless in-memory dev server for a test and stops it when
 // the test ends. With -short the test is skipped: it needs a real server.
-func New(t testing.TB) *testsuite.DevServer {
+func New(t testing.TB) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping: needs the Temporal dev server (bin/temporal); run without -short")
@@ -108,23 +213,15 @@ func New(t testing.TB) *testsuite.DevServer {
 	}
 	t.Cleanup(func() {
 		if err := srv.Stop(); err != nil {
-			t.Errorf("stopping Temporal dev server: %v", err)
+			t.Error(err)
 		}
 	})
 	return srv
 }
 
-func writerOrDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
+func namespaceOrDefault(ns string) string {
+	if ns == "" {
+		return defaultNamespace
 	}
-	return w
+	return ns
 }
-
-// discardLogger keeps the SDK's client logs out of test output.
-type discardLogger struct{}
-
-func (discardLogger) Debug(string, ...any) {}
-func (discardLogger) Info(string, ...any)  {}
-func (discardLogger) Warn(string, ...any)  {}
-func (discardLogger) Error(string, ...any) {}

@@ -2,14 +2,22 @@ package devtemporal
 
 import (
 	"context"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/machineflow/machineflow/internal/childproc"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 func TestDevServerRegistersSearchAttributes(t *testing.T) {
@@ -40,4 +48,112 @@ func TestDevServerRegistersSearchAttributes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("query on %s rejected: %v", names.SearchAttrMachineName, err)
 	}
+}
+
+func TestStopLeavesNoProcess(t *testing.T) {
+	skipShort(t)
+	srv, err := Start(t.Context(), Options{})
+	require.NoError(t, err)
+	pid := srv.proc.Pid()
+	require.Contains(t, children(t), pid, "the server is this test's child")
+
+	require.NoError(t, srv.Stop())
+	assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "the server process is gone")
+	assert.Empty(t, children(t), "nothing left running")
+}
+
+func TestFailedStartLeavesNoProcess(t *testing.T) {
+	skipShort(t)
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want []string
+	}{{
+		// The CLI rejects the flag and exits before listening.
+		name: "server exits",
+		opts: Options{UI: true, UIPort: "not-a-port"},
+		want: []string{"exited before accepting clients", "temporal dev server exited: exit status", "not-a-port"},
+	}, {
+		// The server is running but not ready yet: Start must kill it.
+		name: "deadline",
+		opts: Options{ReadyTimeout: time.Millisecond},
+		want: []string{"not accepting clients in time", "context deadline exceeded"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out testutil.SyncBuffer
+			tc.opts.Out = &out
+			srv, err := Start(t.Context(), tc.opts)
+			require.Error(t, err)
+			assert.Nil(t, srv)
+			assert.Contains(t, err.Error(), "starting the Temporal dev server on 127.0.0.1:")
+			for _, want := range tc.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Empty(t, children(t), "the server was stopped")
+			output := strings.TrimSpace(out.String())
+			last := output[strings.LastIndexByte(output, '\n')+1:]
+			assert.True(t, strings.HasSuffix(strings.TrimSpace(err.Error()), last), "the error ends with the server's last output line %q", last)
+		})
+	}
+}
+
+func TestStartNamesAnInvalidHostPort(t *testing.T) {
+	_, err := Start(t.Context(), Options{HostPort: "localhost"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `temporal dev server host:port "localhost"`)
+	assert.Empty(t, children(t), "nothing was started")
+}
+
+func TestArgs(t *testing.T) {
+	base := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", "7233", "--namespace", "default",
+		"--dynamic-config-value", "frontend.enableServerVersionCheck=false", "--log-level", "error"}
+	var attrs []string
+	for _, name := range names.KeywordSearchAttributes() {
+		attrs = append(attrs, "--search-attribute", name+"=Keyword")
+	}
+	require.NotEmpty(t, attrs)
+
+	got, err := Args(Options{HostPort: "127.0.0.1:7233"})
+	require.NoError(t, err)
+	assert.Equal(t, slices.Concat(base, []string{"--headless"}, attrs), got)
+
+	got, err = Args(Options{HostPort: "127.0.0.1:7233", Namespace: "ns1", DBFile: "/tmp/t.db", UI: true, UIPort: "8233"})
+	require.NoError(t, err)
+	withNS := append([]string(nil), base...)
+	withNS[7] = "ns1"
+	assert.Equal(t, slices.Concat(withNS, []string{"--db-filename", "/tmp/t.db", "--ui-port", "8233"}, attrs), got)
+
+	_, err = Args(Options{})
+	assert.ErrorContains(t, err, `temporal dev server host:port ""`)
+}
+
+func TestTailWriterKeepsTheEnd(t *testing.T) {
+	w := &tailWriter{max: 5}
+	for _, s := range []string{"abc", "defg", "h"} {
+		n, err := w.Write([]byte(s))
+		require.NoError(t, err)
+		assert.Equal(t, len(s), n)
+	}
+	assert.Equal(t, "defgh", w.String())
+}
+
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: needs the Temporal dev server (bin/temporal); run without -short")
+	}
+}
+
+// children are the pids of this test binary's descendants: it starts none
+// but the dev servers under test.
+func children(t *testing.T) []int {
+	t.Helper()
+	procs, err := childproc.Descendants(os.Getpid())
+	require.NoError(t, err)
+	var pids []int
+	for _, p := range procs {
+		if p.Alive() {
+			pids = append(pids, p.PID)
+		}
+	}
+	return pids
 }

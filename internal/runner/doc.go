@@ -11,14 +11,13 @@
 // descendants in /proc; anything still alive after the child exited (an
 // etcd of a crashed sandbox) is killed and reported as an error. On Linux
 // the children also get a parent-death signal, so even a runner killed with
-// SIGKILL leaves nothing running. That handling of one child is exported
-// (StartProcess, Process.Stop) for other supervisors of machineflow's
-// binaries: the e2e suite runs its worker with it.
+// SIGKILL leaves nothing running. That handling of one child is package
+// childproc, shared with the e2e suite's worker and internal/devtemporal.
 //
 // Start order and readiness: the Temporal dev server (ready when a client
 // connects; its SQLite file in the run directory keeps workflow history
-// across restarts, and its --search-attribute flags register machineflow's
-// search attributes, idempotently), the sandbox (ready when it has written
+// across restarts; devtemporal.Args's --search-attribute flags register
+// machineflow's search attributes, idempotently), the sandbox (ready when it has written
 // supervisor.kubeconfig; its API servers keep their etcd data in the run
 // directory's clusters/, so Machines and VMs survive a restart too), the
 // worker (which registers its MachineProvider in the sandbox's Vitistack,

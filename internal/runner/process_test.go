@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/machineflow/machineflow/internal/testutil"
+	"github.com/machineflow/machineflow/internal/childproc"
 )
 
 func newTestRunner(t *testing.T) (*runner, *capture) {
@@ -59,7 +59,7 @@ func TestStopKillsWhatAChildLeavesBehind(t *testing.T) {
 	p, err := r.start("leaky", "/bin/sh", nil, "-c", `sleep 60 & trap 'exit 0' TERM; echo up; wait`)
 	require.NoError(t, err)
 	waitOutput(t, buf, "leaky      | up")
-	tree, err := Descendants(p.Pid())
+	tree, err := childproc.Descendants(p.Pid())
 	require.NoError(t, err)
 	require.Len(t, tree, 1, "the sleep")
 
@@ -121,15 +121,15 @@ func TestDescendants(t *testing.T) {
 	p, err := r.start("tree", "/bin/sh", nil, "-c", `sh -c 'sleep 60' & echo up; wait`)
 	require.NoError(t, err)
 	waitOutput(t, buf, "tree       | up")
-	var tree []Proc
+	var tree []childproc.Proc
 	require.Eventually(t, func() bool {
-		tree, err = Descendants(p.Pid())
+		tree, err = childproc.Descendants(p.Pid())
 		return err == nil && len(tree) == 2
 	}, 5*time.Second, 50*time.Millisecond, "sh and its sleep")
 	for _, d := range tree {
 		assert.True(t, d.Alive(), d.String())
 	}
-	mine, err := Descendants(os.Getpid())
+	mine, err := childproc.Descendants(os.Getpid())
 	require.NoError(t, err)
 	assert.Subset(t, mine, tree, "grandchildren are descendants too")
 
@@ -154,26 +154,4 @@ func (c *capture) String() string {
 func waitOutput(t *testing.T, buf *capture, want string) {
 	t.Helper()
 	require.Eventually(t, func() bool { return strings.Contains(buf.String(), want) }, 10*time.Second, 20*time.Millisecond, "output %q", want)
-}
-
-// Outside the runner (the e2e suite's worker): any writer, no logger, and
-// the exit code tells a graceful exit from death by the signal.
-func TestStartProcessOnItsOwn(t *testing.T) {
-	var out testutil.SyncBuffer
-	graceful, err := StartProcess(Command{Name: "graceful", Path: "/bin/sh", Args: []string{"-c", `trap 'echo bye; exit 0' TERM; echo up; while :; do sleep 0.1; done`}, Out: &out})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "up") }, 10*time.Second, 20*time.Millisecond)
-	require.NoError(t, graceful.Stop(10*time.Second))
-	assert.Equal(t, 0, graceful.ExitCode())
-	assert.NoError(t, graceful.Err())
-	assert.Equal(t, "up\nbye\n", out.String())
-
-	killed, err := StartProcess(Command{Name: "killed", Path: "/bin/sleep", Args: []string{"60"}, Out: &out})
-	require.NoError(t, err)
-	require.NoError(t, killed.Stop(10*time.Second), "death by SIGTERM is a clean stop")
-	assert.Equal(t, -1, killed.ExitCode(), "but not an exit status")
-	assert.ErrorContains(t, killed.Err(), "signal: terminated")
-
-	_, err = StartProcess(Command{Name: "missing", Path: "/nonexistent/bin"})
-	assert.ErrorContains(t, err, "starting missing (/nonexistent/bin)")
 }

@@ -21,6 +21,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/childproc"
+	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/freeport"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/runner/manifest"
@@ -111,7 +114,7 @@ type runner struct {
 	opts  Options
 	out   *output
 	log   *slog.Logger
-	procs []*Process // in start order
+	procs []*childproc.Process // in start order
 	// metrics are the worker's and controller's metrics URLs, for the banner.
 	metrics []string
 }
@@ -144,7 +147,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	if p := waitAny(ctx, r.procs); p != nil {
 		// Its exit status is reported when it is reaped with the rest.
-		return fmt.Errorf("%s exited unexpectedly, stopped everything", p.name)
+		return fmt.Errorf("%s exited unexpectedly, stopped everything", p.Name())
 	}
 	r.log.Info("interrupted, stopping (press Ctrl-C again to kill)")
 	return nil
@@ -187,22 +190,19 @@ func (r *runner) startTemporal(ctx context.Context) error {
 			return err
 		}
 	}
-	args := []string{"server", "start-dev",
-		"--ip", "127.0.0.1", "--port", strconv.Itoa(r.opts.TemporalPort),
-		"--namespace", temporalclient.DefaultNamespace,
+	dev := devtemporal.Options{
+		HostPort:  r.temporalAddress(),
+		Namespace: temporalclient.DefaultNamespace,
 		// History survives a restart of `make run`.
-		"--db-filename", filepath.Join(r.opts.Dir, "temporal.db"),
-		"--log-level", "error",
-		// No calls home from a developer's machine.
-		"--dynamic-config-value", "frontend.enableServerVersionCheck=false",
+		DBFile: filepath.Join(r.opts.Dir, "temporal.db"),
+		UI:     !r.opts.Headless,
 	}
-	if r.opts.Headless {
-		args = append(args, "--headless")
-	} else {
-		args = append(args, "--ui-port", strconv.Itoa(r.opts.UIPort))
+	if dev.UI {
+		dev.UIPort = strconv.Itoa(r.opts.UIPort)
 	}
-	for _, sa := range names.KeywordSearchAttributes() {
-		args = append(args, "--search-attribute", sa+"=Keyword")
+	args, err := devtemporal.Args(dev)
+	if err != nil {
+		return err
 	}
 	p, err := r.start("temporal", r.opts.TemporalCLI, nil, args...)
 	if err != nil {
@@ -297,14 +297,14 @@ var services = []service{
 // startService starts the worker or the controller with its listeners on
 // free ports, and waits until its /readyz answers 200.
 func (r *runner) startService(ctx context.Context, svc service, env []string) error {
-	metrics, err := freeAddress()
+	metrics, err := freeport.Address()
 	if err != nil {
 		return fmt.Errorf("a port for the %s's metrics: %w", svc.name, err)
 	}
 	env = append(slices.Concat(env, svc.env), svc.metricsEnv+"="+metrics)
 	probes := metrics
 	if svc.probeEnv != "" {
-		if probes, err = freeAddress(); err != nil {
+		if probes, err = freeport.Address(); err != nil {
 			return fmt.Errorf("a port for the %s's probes: %w", svc.name, err)
 		}
 		env = append(env, svc.probeEnv+"="+probes)
@@ -339,12 +339,12 @@ func (r *runner) runStarter(ctx context.Context, env []string, args ...string) e
 	// A one-shot command is not watched by waitAny.
 	r.procs = r.procs[:len(r.procs)-1]
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-ctx.Done():
 		return errors.Join(ctx.Err(), p.Stop(r.opts.StopGrace))
 	}
-	if p.err != nil {
-		return fmt.Errorf("starter %s: %w", strings.Join(args, " "), p.err)
+	if p.Err() != nil {
+		return fmt.Errorf("starter %s: %w", strings.Join(args, " "), p.Err())
 	}
 	return nil
 }
@@ -380,7 +380,7 @@ func (r *runner) applyExamples(ctx context.Context, kubeconfig string) error {
 
 // waitFor polls ready until it holds, p exits, ctx is done or the start
 // timeout passes.
-func (r *runner) waitFor(ctx context.Context, p *Process, what string, ready func() bool) error {
+func (r *runner) waitFor(ctx context.Context, p *childproc.Process, what string, ready func() bool) error {
 	r.log.Info("waiting for " + what)
 	deadline := time.NewTimer(r.opts.StartTimeout)
 	defer deadline.Stop()
@@ -390,8 +390,8 @@ func (r *runner) waitFor(ctx context.Context, p *Process, what string, ready fun
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-p.done:
-			return fmt.Errorf("waiting for %s: %s exited first (see its output above)", what, p.name)
+		case <-p.Done():
+			return fmt.Errorf("waiting for %s: %s exited first (see its output above)", what, p.Name())
 		case <-deadline.C:
 			return fmt.Errorf("waiting for %s: not ready after %s", what, r.opts.StartTimeout)
 		case <-tick.C:
@@ -405,7 +405,7 @@ func (r *runner) stopAll() error {
 	var errs []error
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		if err := r.procs[i].Stop(r.opts.StopGrace); err != nil {
-			r.log.Error("stopping", "process", r.procs[i].name, "error", err)
+			r.log.Error("stopping", "process", r.procs[i].Name(), "error", err)
 			errs = append(errs, err)
 		}
 	}
@@ -413,16 +413,6 @@ func (r *runner) stopAll() error {
 		r.log.Info("everything stopped")
 	}
 	return errors.Join(errs...)
-}
-
-// freeAddress returns a loopback address with a port nothing listens on.
-func freeAddress() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
 }
 
 // portFree fails when something listens on port already, typically
@@ -433,4 +423,37 @@ func portFree(port int) error {
 		return fmt.Errorf("port %d is in use (is another `make run` running?): %w", port, err)
 	}
 	return l.Close()
+}
+
+// start starts bin with args and env (on top of the runner's environment),
+// its output prefixed with name, as one of the runner's processes.
+func (r *runner) start(name, bin string, env []string, args ...string) (*childproc.Process, error) {
+	p, err := childproc.Start(childproc.Command{Name: name, Path: bin, Args: args, Env: append(childEnv(), env...), Out: r.out.prefixed(name), Log: r.log})
+	if err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	return p, nil
+}
+
+// waitAny returns the first process to exit, or nil when ctx is done.
+func waitAny(ctx context.Context, procs []*childproc.Process) *childproc.Process {
+	exited := make(chan *childproc.Process, len(procs))
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, p := range procs {
+		go func() {
+			select {
+			case <-p.Done():
+				exited <- p
+			case <-stop:
+			}
+		}()
+	}
+	select {
+	case p := <-exited:
+		return p
+	case <-ctx.Done():
+		return nil
+	}
 }

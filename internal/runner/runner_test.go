@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/freeport"
 )
 
 // A sandbox that cannot start stops the run: Run fails naming it, with its
@@ -59,7 +60,7 @@ func TestRunStopsEverythingWhenTheSandboxFails(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	addr, err := freeAddress()
+	addr, err := freeport.Address()
 	require.NoError(t, err)
 	_, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/internal/freeport"
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
@@ -317,7 +318,7 @@ func TestHealthCheckSchedule(t *testing.T) {
 	st := need(t)
 	ctx := t.Context()
 	gone := "kubevirt-gone"
-	addr, err := freeAddr()
+	addr, err := freeport.Address()
 	require.NoError(t, err)
 	require.NoError(t, st.env.RegisterCluster(ctx, gone, unreachableKubeconfig(addr)))
 	t.Cleanup(func() {
@@ -416,7 +417,7 @@ func scrape(t *testing.T, url string) string {
 // the documented exit code, and no stack trace.
 func TestStarterErrors(t *testing.T) {
 	st := need(t)
-	closed, err := freeAddr()
+	closed, err := freeport.Address()
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name string

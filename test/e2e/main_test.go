@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,12 +16,12 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/machineflow/machineflow/internal/childproc"
 	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/freeport"
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
-	"github.com/machineflow/machineflow/internal/runner"
 	"github.com/machineflow/machineflow/internal/testenv"
 	"github.com/machineflow/machineflow/internal/testenv/simulated"
 )
@@ -46,13 +45,13 @@ type suite struct {
 	workerBin     string
 	starterBin    string
 	temporalCLI   string
-	temporal      *testsuite.DevServer
+	temporal      *devtemporal.Server
 	env           *testenv.Env
 	kubeconfig    string
 	metricsAddr   string
 	sims          *kubevirtsim.Fleet
 	stopSims      func() error
-	worker        *runner.Process
+	worker        *childproc.Process
 	workerLogPath string
 	simLogPath    string
 }
@@ -136,7 +135,7 @@ func setUp() (*suite, error) {
 	if err := st.startSimulators(); err != nil {
 		return st, err
 	}
-	if st.metricsAddr, err = freeAddr(); err != nil {
+	if st.metricsAddr, err = freeport.Address(); err != nil {
 		return st, err
 	}
 	if st.worker, err = st.startWorker(); err != nil {
@@ -221,12 +220,12 @@ func (st *suite) workerEnv() []string {
 }
 
 // startWorker starts the worker binary and waits until /readyz answers 200.
-func (st *suite) startWorker() (*runner.Process, error) {
+func (st *suite) startWorker() (*childproc.Process, error) {
 	log, err := os.OpenFile(st.workerLogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	p, err := runner.StartProcess(runner.Command{Name: "worker", Path: st.workerBin, Env: st.workerEnv(), Out: log})
+	p, err := childproc.Start(childproc.Command{Name: "worker", Path: st.workerBin, Env: st.workerEnv(), Out: log})
 	// The child has its own copy of the file descriptor.
 	_ = log.Close()
 	if err != nil {
@@ -244,16 +243,6 @@ func (st *suite) startWorker() (*runner.Process, error) {
 	}
 	_ = p.Stop(5 * time.Second)
 	return nil, fmt.Errorf("worker not ready within %s; log:\n%s", workerReadyTimeout, tail(st.workerLogPath, 30))
-}
-
-// freeAddr returns a loopback address with a port that was free just now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func httpStatus(url string) int {

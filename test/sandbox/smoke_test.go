@@ -22,6 +22,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/childproc"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/runner"
 	"github.com/machineflow/machineflow/internal/scheme"
@@ -171,7 +172,7 @@ type run struct {
 	done       chan struct{}
 	err        error
 	// tree is every process below the runner, taken once it is ready.
-	tree []runner.Proc
+	tree []childproc.Proc
 }
 
 // startRun starts bin/run with the Temporal frontend on the given address.
@@ -224,7 +225,7 @@ func (r *run) waitOutput(t testing.TB, want string, timeout time.Duration) {
 	}
 	r.readyAfter = time.Since(r.started).Round(100 * time.Millisecond)
 	var err error
-	r.tree, err = runner.Descendants(r.cmd.Process.Pid)
+	r.tree, err = childproc.Descendants(r.cmd.Process.Pid)
 	require.NoError(t, err)
 	var comms []string
 	for _, p := range r.tree {

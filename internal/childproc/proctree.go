@@ -1,4 +1,4 @@
-package runner
+package childproc
 
 import (
 	"bytes"
@@ -31,8 +31,8 @@ type stat struct {
 }
 
 // Descendants lists the processes below pid (children, their children, ...)
-// from /proc; it is how the runner finds what a child left behind, and how
-// the smoke test proves nothing was. Linux only: elsewhere it returns an
+// from /proc; it is how Stop finds what a child left behind, and how tests
+// prove nothing was. Linux only: elsewhere it returns an
 // error.
 func Descendants(pid int) ([]Proc, error) {
 	entries, err := os.ReadDir("/proc")

@@ -1,7 +1,6 @@
-package runner
+package childproc
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,14 +11,14 @@ import (
 	"time"
 )
 
-// Command is what StartProcess starts.
+// Command is what Start starts.
 type Command struct {
 	// Name names the process in log lines and errors.
 	Name string
 	// Path is the binary; Args its arguments.
 	Path string
 	Args []string
-	// Env is the child's whole environment.
+	// Env is the child's whole environment; nil inherits the parent's.
 	Env []string
 	// Out receives its standard output and error. A writer with a Flush
 	// method (the runner's prefixed output) is flushed once the process
@@ -41,8 +40,8 @@ type Process struct {
 	err  error         // Wait's result, valid after done
 }
 
-// StartProcess starts c and waits for its exit in the background.
-func StartProcess(c Command) (*Process, error) {
+// Start starts c and waits for its exit in the background.
+func Start(c Command) (*Process, error) {
 	cmd := exec.Command(c.Path, c.Args...)
 	cmd.Env = c.Env
 	cmd.Stdout, cmd.Stderr = c.Out, c.Out
@@ -151,37 +150,4 @@ func (p *Process) reap(tree []Proc) error {
 		errs = append(errs, fmt.Errorf("%s exited: %w", p.name, p.err))
 	}
 	return errors.Join(errs...)
-}
-
-// start starts bin with args and env (on top of the runner's environment),
-// its output prefixed with name, as one of the runner's processes.
-func (r *runner) start(name, bin string, env []string, args ...string) (*Process, error) {
-	p, err := StartProcess(Command{Name: name, Path: bin, Args: args, Env: append(childEnv(), env...), Out: r.out.prefixed(name), Log: r.log})
-	if err != nil {
-		return nil, err
-	}
-	r.procs = append(r.procs, p)
-	return p, nil
-}
-
-// waitAny returns the first process to exit, or nil when ctx is done.
-func waitAny(ctx context.Context, procs []*Process) *Process {
-	exited := make(chan *Process, len(procs))
-	stop := make(chan struct{})
-	defer close(stop)
-	for _, p := range procs {
-		go func() {
-			select {
-			case <-p.done:
-				exited <- p
-			case <-stop:
-			}
-		}()
-	}
-	select {
-	case p := <-exited:
-		return p
-	case <-ctx.Done():
-		return nil
-	}
 }
