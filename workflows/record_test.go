@@ -291,16 +291,20 @@ func (r *recorder) provisionAndDeprovision(ctx context.Context, t *testing.T) {
 // ejectISO provisions a Machine booted from an ISO, annotates it
 // cdrom-ejected as its installer would, and runs EjectISO. The ISO's size
 // comes from a HEAD request, answered here; nothing imports the ISO
-// (the harness has no CDI), so the VM spec is what changes.
+// (the harness has no CDI), so the VM spec is what changes. The image URL
+// carries a password and a signed query, none of which may reach the
+// provision's history: the VM gets the URL from the Machine.
 func (r *recorder) ejectISO(ctx context.Context, t *testing.T) {
 	const name = "vm-iso"
+	const password, signature, path = "isoPa55w0rd", "sig-7f3a9c", "/signed-installer.iso"
 	cluster := testenv.ClusterName(1)
 	iso := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(700<<20))
 	}))
 	defer iso.Close()
+	imageURL := strings.Replace(iso.URL, "://", "://installer:"+password+"@", 1) + path + "?X-Amz-Signature=" + signature
 	r.machine(t, name, map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume, names.BootSourceTypeAnnotation: "http"},
-		func(m *v1alpha1.Machine) { m.Spec.OS.ImageID = iso.URL + "/installer.iso" })
+		func(m *v1alpha1.Machine) { m.Spec.OS.ImageID = imageURL })
 	prov, err := r.starter.StartProvision(ctx, ProvisionInput{Namespace: recordNamespace, Name: name})
 	require.NoError(t, err)
 	require.NoError(t, prov.Get(ctx, nil))
@@ -308,6 +312,12 @@ func (r *recorder) ejectISO(ctx context.Context, t *testing.T) {
 	before := r.vm(t, cluster, vmKey)
 	require.Equal(t, []string{"disk cdrom-iso", "volume cdrom-iso", "dataVolumeTemplate " + name + "-iso"}, isoParts(before),
 		"the provision booted %s from the ISO", name)
+	require.Equal(t, imageURL, before.Spec.DataVolumeTemplates[0].Spec.Source.HTTP.URL)
+	ph := historyOf(t, r.c, prov)
+	require.Contains(t, scheduledActivities(ph), activities.EnsureVirtualMachineName)
+	data, err := temporalproto.CustomJSONMarshalOptions{}.Marshal(ph)
+	require.NoError(t, err)
+	require.Empty(t, findSecrets(ph, data, []string{password, signature, path}), "the provision's history carries the image URL")
 
 	m := r.getMachine(t, name)
 	patch := ctrlclient.MergeFrom(m.DeepCopy())
