@@ -10,8 +10,11 @@
 //     named after itself (the *Name constants in types.go; a test keeps the
 //     two lists equal). Inputs and results are small, secret-free values:
 //     Temporal history is readable by anyone with UI access. Cloud-init
-//     payloads are read from the supervisor inside EnsureVirtualMachine and
-//     go into the VM spec only; kubeconfigs never leave the ClientManager.
+//     payloads and the image URL (spec.os.imageID, which may hold a password
+//     or a signed query) are read from the supervisor inside
+//     EnsureVirtualMachine and go into the VM spec only: the plan says just
+//     whether and how the VM boots from an image. Kubeconfigs never leave
+//     the ClientManager.
 //   - Create-or-adopt (ensureObject): an Ensure* activity creates what is
 //     missing and adopts what it created before, so retries and replays are
 //     harmless. An object of the same name without our managed-by label is a
