@@ -1,9 +1,13 @@
 package devtemporal
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,4 +160,64 @@ func children(t *testing.T) []int {
 		}
 	}
 	return pids
+}
+
+// helperEnv makes the test binary, run by TestKilledParentLeavesNoProcess,
+// start a dev server, print its pid and wait to be killed.
+const helperEnv = "DEVTEMPORAL_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		var out testutil.SyncBuffer
+		srv, err := Start(context.Background(), Options{Out: &out})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		// The server's output is a pipe to this process. Until its start-up
+		// banner is out, a write after this process died would kill it with
+		// SIGPIPE, and the test would pass without a parent-death signal.
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "Metrics:"); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				fmt.Fprintf(os.Stderr, "no start-up banner from the server, got %q\n", out.String())
+				os.Exit(2)
+			}
+		}
+		fmt.Println(srv.proc.Pid())
+		time.Sleep(time.Hour) // until the test kills it
+	}
+	os.Exit(m.Run())
+}
+
+// A test binary killed with SIGKILL runs no cleanup: the parent-death
+// signal must stop its server.
+func TestKilledParentLeavesNoProcess(t *testing.T) {
+	skipShort(t)
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), helperEnv+"=1")
+	var stderr testutil.SyncBuffer
+	helper.Stderr = &stderr
+	stdout, err := helper.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, helper.Start())
+	t.Cleanup(func() { _ = helper.Process.Kill(); _ = helper.Wait() })
+
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err, "helper output: %s", stderr.String())
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	require.NoError(t, err)
+	tree, err := childproc.Descendants(helper.Process.Pid)
+	require.NoError(t, err)
+	i := slices.IndexFunc(tree, func(p childproc.Proc) bool { return p.PID == pid })
+	require.GreaterOrEqual(t, i, 0, "the server %d is the helper's child: %v", pid, tree)
+	t.Cleanup(func() {
+		if tree[i].Alive() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+
+	require.NoError(t, helper.Process.Kill())
+	_ = helper.Wait()
+	// Alive, not kill(pid, 0): the orphan's new parent may be slow to reap it.
+	assert.Eventually(t, func() bool { return !tree[i].Alive() }, 30*time.Second, 100*time.Millisecond, "server %s outlived its parent", tree[i])
 }
