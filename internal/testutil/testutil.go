@@ -3,25 +3,20 @@ package testutil
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/machineflow/machineflow/internal/freeport"
 )
 
-// FreeAddress returns a 127.0.0.1:port address that nothing listens on
-// right now. The port is released before returning, so the server under
-// test can bind it; another process could take it in between, which on a
-// test machine is rare enough to accept.
+// FreeAddress is freeport.Address for a test: it fails the test instead
+// of returning an error.
 func FreeAddress(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Address()
 	if err != nil {
-		t.Fatalf("testutil: find a free port: %v", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("testutil: release %s: %v", addr, err)
+		t.Fatalf("testutil: %v", err)
 	}
 	return addr
 }
