@@ -109,6 +109,17 @@ func TestOnDevServer(t *testing.T) {
 		require.NoError(t, d.client.GetWorkflow(t.Context(), s.WorkflowID, s.RunID).Get(t.Context(), nil))
 	})
 
+	t.Run("status shows an ISO eject run next to the provision", func(t *testing.T) {
+		run, err := workflows.Starter{Client: d.client}.StartEjectISO(t.Context(), workflows.EjectISOInput{Namespace: "default", Name: "vm-ok"})
+		require.NoError(t, err)
+		require.NoError(t, run.Get(t.Context(), nil))
+
+		code, stdout, stderr := d.run(t, "status", "default/vm-ok")
+		require.Equal(t, ExitOK, code, stderr)
+		assert.Contains(t, stdout, "Workflow provision/default/vm-ok (ProvisionMachine)\n")
+		assert.Regexp(t, `Workflow eject-iso/default/vm-ok \(EjectISO\)\n(  .*\n)*  Step: +Completed\n`, stdout)
+	})
+
 	t.Run("a running provision is reused and followed step by step", func(t *testing.T) {
 		code, stdout, _ := d.run(t, "provision", "default/"+machineSlow)
 		require.Equal(t, ExitOK, code)

@@ -46,7 +46,7 @@ func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status NAMESPACE/NAME",
 		Short: "Show a Machine's workflows and its status on the supervisor",
-		Long: `Show the provision and deprovision workflows of a Machine (their
+		Long: `Show the provision, ISO-eject and deprovision workflows of a Machine (their
 state and the answer to their "status" query: current step, attempts per
 step, last error) and the Machine's status on the supervisor cluster.
 
@@ -76,6 +76,7 @@ func (a *app) machineReport(ctx context.Context, c client.Client, ref activities
 	r := MachineReport{Namespace: ref.Namespace, Name: ref.Name, Workflows: []WorkflowStatus{}}
 	for _, id := range []string{
 		workflows.ProvisionWorkflowID(ref.Namespace, ref.Name),
+		workflows.EjectISOWorkflowID(ref.Namespace, ref.Name),
 		workflows.DeprovisionWorkflowID(ref.Namespace, ref.Name),
 	} {
 		ws, found, err := workflowStatus(ctx, c, id)
