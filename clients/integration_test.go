@@ -20,6 +20,7 @@ import (
 
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 // integrationManager builds a manager on env's supervisor.
@@ -174,7 +175,7 @@ func TestIntegrationClients(t *testing.T) {
 	})
 
 	t.Run("server that accepts TCP and never answers", func(t *testing.T) {
-		require.NoError(t, env.RegisterCluster(ctx, "hole", withServer(t, one.Kubeconfig, blackHole(t))))
+		require.NoError(t, env.RegisterCluster(ctx, "hole", withServer(t, one.Kubeconfig, testutil.BlackHole(t))))
 		m := integrationManager(t, env, WithRequestTimeout(2*time.Second))
 		start := time.Now()
 		err := m.ValidateConnection(ctx, "hole")
@@ -246,7 +247,7 @@ func TestIntegrationPlacementAndHealth(t *testing.T) {
 	})
 
 	t.Run("unreachable cluster is not absent", func(t *testing.T) {
-		require.NoError(t, env.RegisterCluster(ctx, "hole-0", withServer(t, one.Kubeconfig, blackHole(t))))
+		require.NoError(t, env.RegisterCluster(ctx, "hole-0", withServer(t, one.Kubeconfig, testutil.BlackHole(t))))
 		_, name, err := m.GetOrCreateClientFromMachine(ctx, machine("on-two"))
 		require.NoError(t, err, "a VM found on one cluster decides even if another cannot be searched")
 		assert.Equal(t, two.Name, name)
@@ -262,7 +263,7 @@ func TestIntegrationPlacementAndHealth(t *testing.T) {
 		// hole-0 from above plus two more holes and five more good
 		// configs: 2 + 5 good, 3 holes.
 		for i := 1; i <= 2; i++ {
-			require.NoError(t, env.RegisterCluster(ctx, fmt.Sprintf("hole-%d", i), withServer(t, two.Kubeconfig, blackHole(t))))
+			require.NoError(t, env.RegisterCluster(ctx, fmt.Sprintf("hole-%d", i), withServer(t, two.Kubeconfig, testutil.BlackHole(t))))
 		}
 		for i := range 5 {
 			require.NoError(t, env.RegisterCluster(ctx, fmt.Sprintf("good-%d", i), env.Clusters[i%2].Kubeconfig))

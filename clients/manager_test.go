@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 func newManager(t testing.TB, sup client.Client, opts ...Option) *KubevirtClientManager {
@@ -425,7 +426,7 @@ func TestValidateConnection(t *testing.T) {
 		tokenConfig(t, "ok", srv.URL, "t"),
 		tokenConfig(t, "wrongtoken", srv.URL, "nope"),
 		tokenConfig(t, "refused", closed.URL, "t"),
-		tokenConfig(t, "hole", blackHole(t), "t"))...)
+		tokenConfig(t, "hole", testutil.BlackHole(t), "t"))...)
 	m := newManager(t, sup, WithRequestTimeout(500*time.Millisecond))
 	ctx := t.Context()
 
@@ -520,7 +521,7 @@ func TestHealthCheck(t *testing.T) {
 		tokenConfig(t, "nokubevirt", missing.URL, "t"),
 		tokenConfig(t, "badtoken", srv.URL, "bad"),
 		configObjects("garbage", kubeconfigData([]byte("::"))),
-		tokenConfig(t, "hole", blackHole(t), "t"),
+		tokenConfig(t, "hole", testutil.BlackHole(t), "t"),
 	)...)
 	m := newManager(t, sup, WithRequestTimeout(500*time.Millisecond))
 
@@ -572,7 +573,7 @@ func TestPlacementRules(t *testing.T) {
 	one := tokenConfig(t, "one", srv.URL, "t")
 	two := slices.Concat(tokenConfig(t, "a", srv.URL, "t"), tokenConfig(t, "b", srv.URL, "t"))
 	rejecting := slices.Concat(tokenConfig(t, "a", srv.URL, "bad"), tokenConfig(t, "b", srv.URL, "bad"))
-	rejectingAndHole := slices.Concat(tokenConfig(t, "a", srv.URL, "bad"), tokenConfig(t, "hole", blackHole(t), "t"))
+	rejectingAndHole := slices.Concat(tokenConfig(t, "a", srv.URL, "bad"), tokenConfig(t, "hole", testutil.BlackHole(t), "t"))
 	machine := func(annotation string) *v1alpha1.Machine {
 		m := &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "vm1"}}
 		if annotation != "" {

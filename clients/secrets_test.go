@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 // TestSecretsNeverLeak plants a recognisable token in every part of a
@@ -27,7 +28,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	rejecting := newAPIServer(t, "the-only-accepted-token")
 	missing := newAPIServer(t, secretToken)
 	missing.set(secretToken, "missing")
-	hole := blackHole(t)
+	hole := testutil.BlackHole(t)
 	withAuth := func(server string, auth *clientcmdapi.AuthInfo) []byte {
 		return writeKubeconfig(t, &clientcmdapi.Cluster{Server: server, InsecureSkipTLSVerify: true}, auth)
 	}

@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -59,4 +60,41 @@ func JSONLines(t testing.TB, text string) []map[string]any {
 		lines = append(lines, m)
 	}
 	return lines
+}
+
+// BlackHole listens on a loopback port, accepts TCP connections and never
+// answers on them: a cluster that is up at the network level and hangs,
+// the case that only a timeout ends. It returns the https:// URL of the
+// listener and closes the listener and every connection when the test ends.
+func BlackHole(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testutil: black hole: %v", err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return "https://" + l.Addr().String()
 }

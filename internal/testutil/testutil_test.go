@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -63,4 +64,19 @@ func TestJSONLines(t *testing.T) {
 	lines := JSONLines(t, "{\"msg\":\"a\",\"n\":1}\n\n  \n{\"msg\":\"b\"}\n")
 	assert.Equal(t, []map[string]any{{"msg": "a", "n": float64(1)}, {"msg": "b"}}, lines)
 	assert.Empty(t, JSONLines(t, ""))
+}
+
+func TestBlackHoleAcceptsAndNeverAnswers(t *testing.T) {
+	url := BlackHole(t)
+	require.True(t, strings.HasPrefix(url, "https://127.0.0.1:"), url)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "https://"))
+	require.NoError(t, err, "the black hole accepts connections")
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	_, err = conn.Read(make([]byte, 1))
+	var netErr net.Error
+	require.ErrorAs(t, err, &netErr, "nothing comes back: the read ends at its deadline")
+	assert.True(t, netErr.Timeout(), "%v", err)
 }
