@@ -151,3 +151,18 @@ func (p *Process) reap(tree []Proc) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Kill ends the process group at once with SIGKILL, as a crash or an OOM
+// kill would, and waits for the exit. Killing a process that has already
+// exited is not an error.
+func (p *Process) Kill() error {
+	if p.Exited() {
+		return nil
+	}
+	p.log.Info("killing", "process", p.name)
+	if err := syscall.Kill(-p.Pid(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s: %w", p.name, err)
+	}
+	<-p.done
+	return nil
+}

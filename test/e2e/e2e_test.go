@@ -30,6 +30,7 @@ import (
 	"github.com/machineflow/machineflow/internal/freeport"
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/stack"
 	"github.com/machineflow/machineflow/internal/testenv"
 	"github.com/machineflow/machineflow/workflows"
 )
@@ -103,7 +104,7 @@ func TestProvisionAndDeprovision(t *testing.T) {
 		assert.Equal(t, "Completed", o.Status)
 		assert.Equal(t, m.config, o.Result.KubevirtConfig, m.name)
 		require.NotEmpty(t, o.Result.IPAddresses, m.name)
-		pool := st.sims.AddressPool(m.config)
+		pool := st.Sims.AddressPool(m.config)
 		addr, err := netip.ParseAddr(o.Result.IPAddresses[0])
 		require.NoError(t, err, m.name)
 		assert.True(t, pool.Contains(addr), "%s: address %s from the pool %s of %s", m.name, addr, pool, m.config)
@@ -115,7 +116,7 @@ func TestProvisionAndDeprovision(t *testing.T) {
 		assert.Nil(t, machine.Status.FailureReason, m.name)
 
 		checkVM(t, st.vm(t, m.config, ns, m.name), m.name)
-		for _, c := range st.env.Clusters {
+		for _, c := range st.Env.Clusters {
 			if c.Name != m.config {
 				assert.Nil(t, st.vm(t, c.Name, ns, m.name), "%s has no VM on %s", m.name, c.Name)
 			}
@@ -167,10 +168,10 @@ func TestProvisionAndDeprovision(t *testing.T) {
 		assert.Contains(t, o.Result.Deleted, fmt.Sprintf("VirtualMachine %s/%s on %s", ns, m.name, m.config))
 		assert.Empty(t, o.Result.NotDeleted)
 
-		desc, err := st.client().DescribeWorkflow(t.Context(), workflows.DeprovisionWorkflowID(ns, m.name), "")
+		desc, err := st.Temporal().DescribeWorkflow(t.Context(), workflows.DeprovisionWorkflowID(ns, m.name), "")
 		require.NoError(t, err)
 		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.Status)
-		err = st.env.Supervisor.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: m.name}, &v1alpha1.NetworkConfiguration{})
+		err = st.Env.Supervisor.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: m.name}, &v1alpha1.NetworkConfiguration{})
 		assert.True(t, apierrors.IsNotFound(err), "NetworkConfiguration of %s deleted: %v", m.name, err)
 	}
 	for _, m := range machines {
@@ -188,12 +189,12 @@ func checkVM(t *testing.T, vm *kubevirtv1.VirtualMachine, machine string) {
 	require.NotNil(t, vm.Spec.RunStrategy)
 	assert.Equal(t, kubevirtv1.RunStrategyAlways, *vm.Spec.RunStrategy)
 	spec := vm.Spec.Template.Spec
-	assert.Equal(t, uint32(classCores), spec.Domain.CPU.Cores)
+	assert.Equal(t, uint32(stack.ClassCores), spec.Domain.CPU.Cores)
 	require.NotNil(t, spec.Domain.Memory.Guest)
-	assert.True(t, spec.Domain.Memory.Guest.Equal(resource.MustParse(classMemory)), "memory %s", spec.Domain.Memory.Guest)
+	assert.True(t, spec.Domain.Memory.Guest.Equal(resource.MustParse(stack.ClassMemory)), "memory %s", spec.Domain.Memory.Guest)
 	require.Len(t, spec.Networks, 1)
-	require.NotNil(t, spec.Networks[0].Multus, "VLAN %d: a bridge network, not the pod network", vlanID)
-	assert.Equal(t, nadName, spec.Networks[0].Multus.NetworkName)
+	require.NotNil(t, spec.Networks[0].Multus, "VLAN %d: a bridge network, not the pod network", stack.VLANID)
+	assert.Equal(t, stack.NADName, spec.Networks[0].Multus.NetworkName)
 	require.Len(t, spec.Domain.Devices.Interfaces, 1)
 	assert.Regexp(t, `^02:12:`, spec.Domain.Devices.Interfaces[0].MacAddress)
 	var claims []string
@@ -225,7 +226,7 @@ func TestBootFailure(t *testing.T) {
 	require.NotNil(t, m.Status.FailureMessage)
 	assert.Contains(t, *m.Status.FailureMessage, "CrashLoopBackOff")
 	assert.Empty(t, st.remains(t, ns, "broken"), "compensation left nothing on the clusters")
-	err := st.env.Supervisor.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "broken"}, &v1alpha1.NetworkConfiguration{})
+	err := st.Env.Supervisor.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "broken"}, &v1alpha1.NetworkConfiguration{})
 	assert.True(t, apierrors.IsNotFound(err), "the NetworkConfiguration was compensated: %v", err)
 }
 
@@ -244,17 +245,17 @@ func TestTemporalCLIStart(t *testing.T) {
 		"--task-queue", workflows.DefaultTaskQueue,
 		"--workflow-id", id,
 		"--input", fmt.Sprintf(`{"namespace":%q,"name":"from-cli"}`, ns),
-		"--address", st.temporal.FrontendHostPort(),
+		"--address", st.TemporalAddress(),
 	).CombinedOutput()
 	require.NoError(t, err, "temporal workflow start: %s", out)
 
 	var res workflows.ProvisionResult
-	require.NoError(t, st.client().GetWorkflow(ctx, id, "").Get(ctx, &res))
+	require.NoError(t, st.Temporal().GetWorkflow(ctx, id, "").Get(ctx, &res))
 	assert.Equal(t, testenv.ClusterName(2), res.KubevirtConfig)
 	assert.NotEmpty(t, res.IPAddresses)
 	assert.Equal(t, v1alpha1.MachinePhaseRunning, st.getMachine(t, ns, "from-cli").Status.Phase)
 
-	desc, err := st.client().DescribeWorkflow(ctx, id, "")
+	desc, err := st.Temporal().DescribeWorkflow(ctx, id, "")
 	require.NoError(t, err)
 	for key, want := range map[string]string{"MachineNamespace": ns, "MachineName": "from-cli", "KubevirtConfig": testenv.ClusterName(2), "MachinePhase": "Running"} {
 		got, _ := desc.TypedSearchAttributes.GetKeyword(temporal.NewSearchAttributeKeyKeyword(key))
@@ -281,15 +282,14 @@ func TestWorkerRestartMidProvisioning(t *testing.T) {
 		30*time.Second, 100*time.Millisecond, "the VM is created and the worker waits for it to boot")
 
 	stopped := time.Now()
-	require.NoError(t, st.worker.Stop(workerStopTimeout), "SIGTERM stops the worker in time, leaving nothing behind")
-	assert.Equal(t, 0, st.worker.ExitCode(), "graceful shutdown exits 0")
+	require.NoError(t, st.worker().Stop(stack.StopTimeout), "SIGTERM stops the worker in time, leaving nothing behind")
+	assert.Equal(t, 0, st.worker().ExitCode(), "graceful shutdown exits 0")
 	t.Logf("worker stopped %s after SIGTERM", time.Since(stopped).Round(10*time.Millisecond))
-	desc, err := st.client().DescribeWorkflow(t.Context(), workflows.ProvisionWorkflowID(ns, "slow-boot"), "")
+	desc, err := st.Temporal().DescribeWorkflow(t.Context(), workflows.ProvisionWorkflowID(ns, "slow-boot"), "")
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.Status, "the worker stopped mid-provisioning")
 
-	st.worker, err = st.startWorker()
-	require.NoError(t, err, "restarting the worker")
+	require.NoError(t, st.worker().Start(t.Context()), "restarting the worker")
 	code, stdout, stderr := st.starter(t, "provision", ns+"/slow-boot", "--wait", "--timeout", "2m", "--poll-interval", "200ms", "-o", "json")
 	require.Equal(t, 0, code, stderr)
 	o := decode[outcome[workflows.ProvisionResult]](t, stdout)
@@ -300,7 +300,7 @@ func TestWorkerRestartMidProvisioning(t *testing.T) {
 	vms := &kubevirtv1.VirtualMachineList{}
 	vmis := &kubevirtv1.VirtualMachineInstanceList{}
 	var total, totalVMIs int
-	for _, c := range st.env.Clusters {
+	for _, c := range st.Env.Clusters {
 		sel := client.MatchingLabels{names.SourceMachineLabel: "slow-boot"}
 		require.NoError(t, c.Client.List(t.Context(), vms, client.InNamespace(ns), sel))
 		require.NoError(t, c.Client.List(t.Context(), vmis, client.InNamespace(ns), sel))
@@ -320,9 +320,9 @@ func TestHealthCheckSchedule(t *testing.T) {
 	gone := "kubevirt-gone"
 	addr, err := freeport.Address()
 	require.NoError(t, err)
-	require.NoError(t, st.env.RegisterCluster(ctx, gone, unreachableKubeconfig(addr)))
+	require.NoError(t, st.Env.RegisterCluster(ctx, gone, unreachableKubeconfig(addr)))
 	t.Cleanup(func() {
-		err := st.env.Supervisor.Client.Delete(context.Background(), &v1alpha1.KubevirtConfig{ObjectMeta: metav1.ObjectMeta{Name: gone}})
+		err := st.Env.Supervisor.Client.Delete(context.Background(), &v1alpha1.KubevirtConfig{ObjectMeta: metav1.ObjectMeta{Name: gone}})
 		assert.NoError(t, client.IgnoreNotFound(err))
 		st.starter(t, "schedule", "delete")
 	})
@@ -338,14 +338,14 @@ func TestHealthCheckSchedule(t *testing.T) {
 	require.Eventually(t, func() bool {
 		for name, phase := range want {
 			kvc := &v1alpha1.KubevirtConfig{}
-			if err := st.env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: name}, kvc); err != nil || kvc.Status.Phase != phase {
+			if err := st.Env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: name}, kvc); err != nil || kvc.Status.Phase != phase {
 				return false
 			}
 		}
 		return true
 	}, time.Minute, 250*time.Millisecond, "the triggered check wrote every KubevirtConfig's status")
 	kvc := &v1alpha1.KubevirtConfig{}
-	require.NoError(t, st.env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: gone}, kvc))
+	require.NoError(t, st.Env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: gone}, kvc))
 	assert.Equal(t, "Unhealthy", kvc.Status.Status)
 	assert.Contains(t, kvc.Status.Message, gone, "the reason names the config")
 
@@ -380,7 +380,7 @@ func TestMetrics(t *testing.T) {
 	}
 	var text string
 	missing := func() []string {
-		text = scrape(t, "http://"+st.metricsAddr+"/metrics")
+		text = scrape(t, "http://"+st.worker().MetricsAddress()+"/metrics")
 		var out []string
 		for what, re := range want {
 			if !re.MatchString(text) {
@@ -397,7 +397,7 @@ func TestMetrics(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	for _, c := range st.env.Clusters {
+	for _, c := range st.Env.Clusters {
 		assert.NotContains(t, text, string(c.Kubeconfig), "no kubeconfig in metrics")
 	}
 }

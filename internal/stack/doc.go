@@ -1,0 +1,18 @@
+// Package stack runs the whole of machineflow out of process for the suites
+// that treat it as operators would: a Temporal dev server
+// (internal/devtemporal), a supervisor and KubeVirt API servers
+// (internal/testenv) with one simulator each (internal/kubevirtsim), and
+// the worker and controller as the real binaries, built from cmd/ once per
+// test binary and configured only through their environment.
+//
+// It exists so that the end-to-end, reliability and scale suites share one
+// set-up and can do what only separate processes allow: kill a worker with
+// SIGKILL at a chosen moment and start it again, run several workers on one
+// task queue, restart the controller, or restart Temporal on the same port
+// and database file while workflows are open.
+//
+// Every listener is on a port chosen once, when its Service is made, so a
+// restarted process is found where it was. Logs are JSON lines in Dir, one
+// file per process, appended across restarts; LogTails is what a failing
+// test prints.
+package stack
