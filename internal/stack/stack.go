@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -218,18 +219,10 @@ func (s *Stack) startSimulators() error {
 		defer mu.Unlock()
 		fmt.Fprintln(log, prefix, args)
 	}, funcr.Options{})
-	if o.AddressPool == "" {
-		o.AddressPool = DefaultAddressPool
-	}
-	if o.BootDelay == 0 {
-		o.BootDelay = DefaultBootDelay
-	}
-	if o.TerminationDelay == 0 {
-		o.TerminationDelay = DefaultTerminationDelay
-	}
-	if o.PollInterval == 0 {
-		o.PollInterval = DefaultPollInterval
-	}
+	o.AddressPool = cmp.Or(o.AddressPool, DefaultAddressPool)
+	o.BootDelay = cmp.Or(o.BootDelay, DefaultBootDelay)
+	o.TerminationDelay = cmp.Or(o.TerminationDelay, DefaultTerminationDelay)
+	o.PollInterval = cmp.Or(o.PollInterval, DefaultPollInterval)
 	if s.Sims, err = kubevirtsim.NewFleet(simulated.Targets(s.Env), o); err != nil {
 		return errors.Join(err, log.Close())
 	}
