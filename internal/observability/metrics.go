@@ -11,6 +11,7 @@ import (
 	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/sdk/client"
 	sdktally "go.temporal.io/sdk/contrib/tally"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
@@ -18,6 +19,21 @@ func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// NewGatherer is what /metrics serves: reg, and controller-runtime's
+// registry, which holds client-go's rest_client_requests_total{code,
+// method,host}: every request the process makes to the supervisor and the
+// KubeVirt API servers, by host. The controller serves the same series
+// from the same registry.
+//
+// client-go takes one metrics adapter per process (the first
+// registration wins, later ones are ignored), and controller-runtime's
+// metrics package registers its own from init whenever it is linked in.
+// Gathering that registry counts the requests whatever the init order;
+// registering a second adapter would silently count nothing.
+func NewGatherer(reg *prometheus.Registry) prometheus.Gatherer {
+	return prometheus.Gatherers{reg, crmetrics.Registry}
 }
 
 // sdkReportInterval is how often tally copies the SDK's metrics into the

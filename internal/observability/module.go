@@ -17,14 +17,15 @@ type Options struct {
 	Address string
 }
 
-// Module provides the registry (also as prometheus.Registerer and
-// Gatherer), the Temporal SDK's client.MetricsHandler and the Readiness,
-// and serves the endpoints from start to stop.
+// Module provides the registry (also as prometheus.Registerer), the
+// Gatherer of /metrics (NewGatherer: the registry and client-go's request
+// counts), the Temporal SDK's client.MetricsHandler and the Readiness, and
+// serves the endpoints from start to stop.
 var Module = fx.Module("observability",
 	fx.Provide(
 		NewRegistry,
 		func(r *prometheus.Registry) prometheus.Registerer { return r },
-		func(r *prometheus.Registry) prometheus.Gatherer { return r },
+		NewGatherer,
 		NewReadiness,
 		newTemporalMetricsHandler,
 		newServer,

@@ -3,9 +3,11 @@ package observability
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -104,4 +108,33 @@ func TestReadinessRunsChecksConcurrently(t *testing.T) {
 	}
 	r.Add("c", func(context.Context) error { close(release); return nil })
 	assert.Empty(t, r.Check(context.Background()), "a and b finish only because c ran alongside them")
+}
+
+// Every request client-go makes shows on /metrics by host and code: the
+// requests a worker sends to the supervisor and each KubeVirt cluster.
+func TestMetricsCountClientGoRequestsByHost(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"major":"1","minor":"36"}`)
+	}))
+	t.Cleanup(api.Close)
+	var srv *Server
+	app := fxtest.New(t, fx.NopLogger,
+		fx.Supply(Options{Address: "127.0.0.1:0"}, slog.New(slog.DiscardHandler)),
+		Module,
+		fx.Populate(&srv),
+	)
+	app.RequireStart()
+	t.Cleanup(app.RequireStop)
+
+	kube, err := kubernetes.NewForConfig(&rest.Config{Host: api.URL})
+	require.NoError(t, err)
+	for range 3 {
+		_, err := kube.Discovery().ServerVersion()
+		require.NoError(t, err)
+	}
+	host := strings.TrimPrefix(api.URL, "http://")
+	code, body := get(t, "http://"+srv.Addr()+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, fmt.Sprintf(`rest_client_requests_total{code="200",host=%q,method="GET"} 3`, host))
 }
