@@ -28,6 +28,13 @@
 //     restart as Temporal's history does; everything Start sets up is then
 //     created only if absent, and only the etcd data persists: ports,
 //     certificates and so the kubeconfig Secrets are new on every start.
+//   - A cluster can go down alone and come back (Cluster.Stop, Cluster.Start)
+//     on the same etcd data, address and CAs, so every client and kubeconfig
+//     made for it works again, as after a real cluster's restart. That is
+//     why each cluster's etcd data and certificates live in a directory of
+//     testenv's rather than envtest's, which removes its own on every stop.
+//     Cluster.AddUser makes further users, e.g. an RBAC-bound one whose
+//     access a rotation test revokes.
 //
 // Nothing here simulates KubeVirt itself: run internal/kubevirtsim (through
 // internal/testenv/simulated) against the clusters for VMIs, phases and

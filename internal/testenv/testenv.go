@@ -84,6 +84,10 @@ type Cluster struct {
 	Kubeconfig []byte
 
 	env *envtest.Environment
+	// dir holds the API server's certificates and, without
+	// Options.DataDir, etcd's data: both outlive a Stop of the cluster
+	// alone (restart.go) and go with Env.Stop.
+	dir string
 }
 
 // ClusterName returns the conventional name of KubeVirt cluster i (1-based).
@@ -176,15 +180,26 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 }
 
 func (c *Cluster) start(binDir, crdDir, dataDir string, s *runtime.Scheme) error {
-	etcd := &envtest.Etcd{}
+	dir, err := os.MkdirTemp("", "testenv-"+c.Name+"-")
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	c.dir = dir
+	// Our own directories rather than envtest's temporary ones, which it
+	// removes on every stop: a cluster restarted alone (Cluster.Start)
+	// keeps its data and its serving and client CAs.
+	etcd := &envtest.Etcd{DataDir: filepath.Join(dir, "etcd")}
 	if dataDir != "" {
 		etcd.DataDir = filepath.Join(dataDir, c.Name)
-		if err := os.MkdirAll(etcd.DataDir, 0o700); err != nil {
-			return fmt.Errorf("cluster %s: etcd data directory: %w", c.Name, err)
+	}
+	certs := filepath.Join(dir, "certs")
+	for _, d := range []string{etcd.DataDir, certs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
 	}
 	c.env = &envtest.Environment{
-		ControlPlane:             envtest.ControlPlane{Etcd: etcd},
+		ControlPlane:             envtest.ControlPlane{Etcd: etcd, APIServer: &envtest.APIServer{CertDir: certs}},
 		BinaryAssetsDirectory:    binDir,
 		CRDDirectoryPaths:        []string{crdDir},
 		ErrorIfCRDPathMissing:    true,
@@ -199,14 +214,8 @@ func (c *Cluster) start(binDir, crdDir, dataDir string, s *runtime.Scheme) error
 	if c.Client, err = client.New(cfg, client.Options{Scheme: s}); err != nil {
 		return fmt.Errorf("cluster %s: client: %w", c.Name, err)
 	}
-	user, err := c.env.AddUser(envtest.User{Name: userName, Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("cluster %s: adding user %s: %w", c.Name, userName, err)
-	}
-	if c.Kubeconfig, err = user.KubeConfig(); err != nil {
-		return fmt.Errorf("cluster %s: kubeconfig for user %s: %w", c.Name, userName, err)
-	}
-	return nil
+	c.Kubeconfig, err = c.AddUser(userName, "system:masters")
+	return err
 }
 
 func (e *Env) setupSupervisor(ctx context.Context, c *Cluster) error {
@@ -315,12 +324,17 @@ func (e *Env) Stop() error {
 		errs := make([]error, len(all))
 		var wg sync.WaitGroup
 		for i, c := range all {
-			if c == nil || c.env == nil {
+			if c == nil {
 				continue
 			}
 			wg.Go(func() {
-				if err := c.env.Stop(); err != nil {
-					errs[i] = fmt.Errorf("testenv: stopping cluster %s: %w", c.Name, err)
+				if c.env != nil {
+					if err := c.env.Stop(); err != nil {
+						errs[i] = fmt.Errorf("testenv: stopping cluster %s: %w", c.Name, err)
+					}
+				}
+				if c.dir != "" {
+					errs[i] = errors.Join(errs[i], os.RemoveAll(c.dir))
 				}
 			})
 		}
