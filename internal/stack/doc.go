@@ -11,6 +11,12 @@
 // task queue, restart the controller, or restart Temporal on the same port
 // and database file while workflows are open.
 //
+// A Gate (gate.go) is an API server proxy that holds the requests a test
+// picks: a worker whose kubeconfig points at one can be killed inside a
+// chosen request of a chosen activity, and the request, released
+// afterwards, lands on the API server with its caller gone. Workers get
+// such a kubeconfig through AddWorkerWithEnv.
+//
 // Every listener is on a port chosen once, when its Service is made, so a
 // restarted process is found where it was. Logs are JSON lines in Dir, one
 // file per process, appended across restarts; LogTails is what a failing

@@ -149,7 +149,7 @@ func (s *Stack) commonEnv() []string {
 	}
 }
 
-func (s *Stack) newWorker(name string) (*Service, error) {
+func (s *Stack) newWorker(name string, extraEnv []string) (*Service, error) {
 	metrics, err := freeport.Address()
 	if err != nil {
 		return nil, err
@@ -161,7 +161,7 @@ func (s *Stack) newWorker(name string) (*Service, error) {
 		// Registers a MachineProvider made from the first cluster's
 		// KubevirtConfig, as a production worker does at start-up.
 		"NAME_MACHINE_PROVIDER=" + s.Env.Clusters[0].Name,
-	}, s.opts.WorkerEnv)
+	}, s.opts.WorkerEnv, extraEnv)
 	return &Service{name: name, bin: s.Bin.Worker, logPath: filepath.Join(s.Dir, name+".log"), env: env, metrics: metrics, probes: metrics}, nil
 }
 

@@ -271,10 +271,17 @@ func (s *Stack) RestartTemporal(ctx context.Context, down time.Duration) error {
 // AddWorker starts one more worker process on the task queue and waits
 // until it is ready.
 func (s *Stack) AddWorker(ctx context.Context) (*Service, error) {
+	return s.AddWorkerWithEnv(ctx)
+}
+
+// AddWorkerWithEnv is AddWorker with KEY=VALUE settings for this worker
+// alone, which win over Options.WorkerEnv: e.g. a KUBECONFIG that reaches
+// the supervisor through a Gate.
+func (s *Stack) AddWorkerWithEnv(ctx context.Context, env ...string) (*Service, error) {
 	s.mu.Lock()
 	name := fmt.Sprintf("worker-%d", len(s.Workers)+1)
 	s.mu.Unlock()
-	w, err := s.newWorker(name)
+	w, err := s.newWorker(name, env)
 	if err != nil {
 		return nil, err
 	}
