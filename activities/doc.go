@@ -24,7 +24,12 @@
 //   - Validation before creation: LoadMachine checks everything that can be
 //     wrong in a Machine (class, disks, network, boot source, cloud-init
 //     references) and names the exact field, so an invalid Machine fails
-//     before anything exists. Missing cloud-init sources and static IPs are
+//     before anything exists. It also refuses what the API server would
+//     accept but no VM can use: a name longer than a label value (63
+//     characters; it is the value of vitistack.io/source-machine on every
+//     object), a MachineClass beyond the Machine's own CPU bounds or below
+//     1Mi of memory, a VLAN id above 4094. FuzzBuildVirtualMachine holds
+//     planMachine and buildVirtualMachine to that. Missing cloud-init sources and static IPs are
 //     retryable waits (WaitingForDependency), as the operator requeued.
 //   - One place classifies errors (classify): the clients package's
 //     sentinels and API/transport errors become Temporal application errors

@@ -26,6 +26,11 @@ const (
 	defaultDiskSize    = "10Gi"
 	defaultRootDisk    = "root"
 	maxDiskSizeGB      = 65536
+	maxCores           = 256
+	maxSockets         = 16
+	maxThreads         = 8
+	minMemory          = 1 << 20
+	maxVLANID          = 4094
 	bootPVCLabel       = "disk-type"
 	bootPVCLabelValue  = "boot"
 	defaultUserDataKey = "userdata"
@@ -133,6 +138,12 @@ func refOf(m *v1alpha1.Machine) MachineRef {
 // NetworkNamespace and resolves the plan. It does no I/O.
 func planMachine(machine *v1alpha1.Machine, class *v1alpha1.MachineClass, netns *v1alpha1.NetworkNamespace) (MachinePlan, error) {
 	ref := refOf(machine)
+	// The API server allows names of up to 253 characters, but every
+	// object made for the Machine carries its name as a label value.
+	if errs := validation.IsValidLabelValue(machine.Name); len(errs) > 0 {
+		return MachinePlan{}, invalidSpec(ref, "metadata.name", "%s: the name is the VM's and the value of label %s on every object made for the Machine",
+			errs[0], names.SourceMachineLabel)
+	}
 	plan := MachinePlan{Machine: ref, Generation: machine.Generation, CloudInit: machine.Spec.CloudInit != nil}
 
 	cpu, memory, err := planResources(machine, class)
@@ -166,20 +177,31 @@ func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (CPU
 		if !class.Spec.Enabled {
 			return CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q is not enabled", class.Name)
 		}
-		if !class.Spec.Memory.Quantity.IsZero() {
-			if class.Spec.Memory.Quantity.Sign() < 0 {
-				return CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q spec.memory.quantity: must be > 0", class.Name)
+		if q := class.Spec.Memory.Quantity; !q.IsZero() {
+			if q.CmpInt64(minMemory) < 0 {
+				return CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q spec.memory.quantity: %s is less than 1Mi", class.Name, q.String())
 			}
-			memory = class.Spec.Memory.Quantity.DeepCopy()
+			memory = q.DeepCopy()
+		}
+		// A class is bounded like a Machine: a value beyond would make a VM
+		// that never schedules, or wrap around in the conversion below.
+		c := class.Spec.CPU
+		for _, o := range []struct {
+			field      string
+			value, max uint
+		}{{"cores", c.Cores, maxCores}, {"sockets", c.Sockets, maxSockets}, {"threads", c.Threads, maxThreads}} {
+			if o.value > o.max {
+				return CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q spec.cpu.%s: %d is out of range 0..%d", class.Name, o.field, o.value, o.max)
+			}
 		}
 		// The operator takes the class's cores as is (0 lets KubeVirt choose)
 		// but sockets and threads only when set.
-		cpu.Cores = uint32(class.Spec.CPU.Cores)
-		if class.Spec.CPU.Sockets > 0 {
-			cpu.Sockets = uint32(class.Spec.CPU.Sockets)
+		cpu.Cores = uint32(c.Cores)
+		if c.Sockets > 0 {
+			cpu.Sockets = uint32(c.Sockets)
 		}
-		if class.Spec.CPU.Threads > 0 {
-			cpu.Threads = uint32(class.Spec.CPU.Threads)
+		if c.Threads > 0 {
+			cpu.Threads = uint32(c.Threads)
 		}
 	}
 	for _, o := range []struct {
@@ -188,9 +210,9 @@ func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (CPU
 		max   int
 		dst   *uint32
 	}{
-		{"spec.cpu.cores", machine.Spec.CPU.Cores, 256, &cpu.Cores},
-		{"spec.cpu.sockets", machine.Spec.CPU.Sockets, 16, &cpu.Sockets},
-		{"spec.cpu.threadsPerCore", machine.Spec.CPU.ThreadsPerCore, 8, &cpu.Threads},
+		{"spec.cpu.cores", machine.Spec.CPU.Cores, maxCores, &cpu.Cores},
+		{"spec.cpu.sockets", machine.Spec.CPU.Sockets, maxSockets, &cpu.Sockets},
+		{"spec.cpu.threadsPerCore", machine.Spec.CPU.ThreadsPerCore, maxThreads, &cpu.Threads},
 	} {
 		switch {
 		case o.value < 0 || o.value > o.max:
@@ -199,15 +221,14 @@ func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (CPU
 			*o.dst = uint32(o.value)
 		}
 	}
-	const mi = 1 << 20
 	switch m := machine.Spec.Memory; {
 	case m < 0:
 		return CPUPlan{}, "", invalidSpec(ref, "spec.memory", "%d must be >= 0", m)
-	case m > 0 && m < mi:
+	case m > 0 && m < minMemory:
 		return CPUPlan{}, "", invalidSpec(ref, "spec.memory", "%d bytes is less than 1Mi", m)
 	case m > 0:
 		// The operator truncates to whole MiB.
-		memory = resource.MustParse(fmt.Sprintf("%dMi", m/mi))
+		memory = resource.MustParse(fmt.Sprintf("%dMi", m/minMemory))
 	}
 	return cpu, memory.String(), nil
 }
@@ -298,6 +319,12 @@ func planNetwork(ref MachineRef, netns *v1alpha1.NetworkNamespace) (NetworkPlan,
 		return NetworkPlan{PodNetwork: true}, nil
 	}
 	plan := NetworkPlan{NetworkNamespace: netns.Name, VLANID: netns.Status.VlanID}
+	if plan.VLANID > maxVLANID {
+		// The bridge CNI plugin would refuse it when the VM's pod starts,
+		// leaving a VM that never boots.
+		return NetworkPlan{}, invalidSpec(ref, "spec.network.networkNamespaceName",
+			"NetworkNamespace %q status.vlanId %d is not a VLAN id (at most %d)", netns.Name, plan.VLANID, maxVLANID)
+	}
 	alloc := netns.Spec.IPAllocation
 	if alloc != nil && alloc.Type == v1alpha1.IPAllocationTypeStatic {
 		plan.Static = true

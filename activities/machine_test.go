@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -93,6 +94,10 @@ func TestPlanMachine(t *testing.T) {
 		{name: "untagged bridge for static allocation without a VLAN id", netns: netNS("nn", 0, v1alpha1.IPAllocationTypeStatic), check: func(t *testing.T, p MachinePlan) {
 			require.Equal(t, NetworkPlan{NetworkNamespace: "nn", Static: true}, p.Network)
 		}},
+		{name: "a 63-character name, the longest label value", mutate: func(m *v1alpha1.Machine) { m.Name = strings.Repeat("a", 63) },
+			check: func(t *testing.T, p MachinePlan) {
+				require.Equal(t, strings.Repeat("a", 63), p.Disks[0].PVCName)
+			}},
 		{name: "PXE plan without an image", check: func(t *testing.T, p MachinePlan) {
 			require.Equal(t, BootPlan{}, p.Boot)
 		}},
@@ -140,6 +145,10 @@ func TestPlanMachineRejectsInvalidSpecs(t *testing.T) {
 	disabled.Spec.Enabled = false
 	badCIDR := netNS("nn", 0, v1alpha1.IPAllocationTypeStatic)
 	badCIDR.Spec.IPAllocation.Static = &v1alpha1.StaticIPAllocationConfig{IPv4CIDR: "10.0.0.0/99"}
+	tinyClass := enabledClass()
+	tinyClass.Spec.Memory.Quantity = resource.MustParse("0.5")
+	hugeClass := enabledClass()
+	hugeClass.Spec.CPU.Cores = 1 << 32
 	tests := []struct {
 		name    string
 		mutate  func(m *v1alpha1.Machine)
@@ -147,7 +156,12 @@ func TestPlanMachineRejectsInvalidSpecs(t *testing.T) {
 		netns   *v1alpha1.NetworkNamespace
 		message string
 	}{
+		{"name longer than a label value", func(m *v1alpha1.Machine) { m.Name = strings.Repeat("a", 64) }, nil, nil,
+			"metadata.name: must be no more than 63 bytes: the name is the VM's and the value of label vitistack.io/source-machine"},
 		{"disabled MachineClass", nil, disabled, nil, `spec.machineClass: MachineClass "medium" is not enabled`},
+		{"MachineClass memory below 1Mi", nil, tinyClass, nil, `spec.machineClass: MachineClass "medium" spec.memory.quantity: 500m is less than 1Mi`},
+		{"MachineClass cores that would wrap around", nil, hugeClass, nil, `spec.machineClass: MachineClass "medium" spec.cpu.cores: 4294967296 is out of range 0..256`},
+		{"VLAN id above 4094", nil, nil, netNS("nn", 4095, ""), `spec.network.networkNamespaceName: NetworkNamespace "nn" status.vlanId 4095 is not a VLAN id (at most 4094)`},
 		{"disk size 0", func(m *v1alpha1.Machine) {
 			m.Spec.Disks = []v1alpha1.MachineSpecDisk{{SizeGB: 1}, {SizeGB: 0}}
 		}, nil, nil, "spec.disks[1].sizeGB: must be > 0"},
@@ -196,7 +210,7 @@ func TestPlanMachineRejectsInvalidSpecs(t *testing.T) {
 			}
 			_, err := planMachine(m, tc.class, tc.netns)
 			appErr := requireAppError(t, err, ErrTypeInvalidSpec, true)
-			require.Contains(t, appErr.Message(), "Machine ns1/vm1: "+tc.message)
+			require.Contains(t, appErr.Message(), "Machine ns1/"+m.Name+": "+tc.message)
 		})
 	}
 }
