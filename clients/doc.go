@@ -70,7 +70,10 @@
 // than wrapped. Only API status and transport errors are wrapped; they
 // carry server addresses, never credentials. Kubeconfigs with exec or
 // auth-provider plugins are rejected, since running them would let anyone
-// who can write the Secret run commands in the worker.
+// who can write the Secret run commands in the worker; so are those that
+// name files (tokenFile, client-key, ...), which would send the worker's
+// own files, such as its service account token, to the server the Secret
+// names.
 //
 // # Secrets
 //

@@ -43,13 +43,22 @@ func restConfigFromKubeconfig(config string, secret types.NamespacedName, data [
 	if kctx == nil {
 		return nil, invalid("names a current-context that it does not define")
 	}
-	if cluster := raw.Clusters[kctx.Cluster]; cluster == nil || cluster.Server == "" {
+	cluster := raw.Clusters[kctx.Cluster]
+	if cluster == nil || cluster.Server == "" {
 		return nil, invalid("has no cluster with a server address for its current context")
 	}
-	if auth := raw.AuthInfos[kctx.AuthInfo]; auth != nil && (auth.Exec != nil || auth.AuthProvider != nil) {
+	auth := raw.AuthInfos[kctx.AuthInfo]
+	if auth != nil && (auth.Exec != nil || auth.AuthProvider != nil) {
 		// Running a command named by whoever may write a Secret would turn
 		// Secret write access into code execution in the worker.
 		return nil, invalid("uses an exec or auth-provider plugin, which machineflow does not run")
+	}
+	if cluster.CertificateAuthority != "" || (auth != nil && (auth.TokenFile != "" || auth.ClientCertificate != "" || auth.ClientKey != "")) {
+		// A kubeconfig in a Secret has no files of its own: a path names a
+		// file of the worker, such as its service account token, which
+		// would then be sent to the server the Secret names.
+		return nil, invalid("names a file (certificate-authority, client-certificate, client-key or tokenFile), " +
+			"which machineflow does not read: embed the contents in the *-data fields or token instead")
 	}
 	cfg, err := clientcmd.NewNonInteractiveClientConfig(*raw, contextName, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
 	if err != nil {

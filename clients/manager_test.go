@@ -14,6 +14,7 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -389,6 +390,12 @@ func TestInvalidKubeconfigSecrets(t *testing.T) {
 		{"no server", tokenConfig(t, "c", "", "t"), "has no cluster with a server address"},
 		{"exec plugin", configObjects("c", kubeconfigData(execKubeconfig(t, srv.URL))), "exec or auth-provider plugin"},
 		{"bad CA", configObjects("c", kubeconfigData(badCAKubeconfig(t))), "unusable TLS or auth material"},
+		{"worker's service account token file", configObjects("c", kubeconfigData(writeKubeconfig(t, &clientcmdapi.Cluster{Server: srv.URL},
+			&clientcmdapi.AuthInfo{TokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token"}))), "names a file"},
+		{"client key file", configObjects("c", kubeconfigData(writeKubeconfig(t, &clientcmdapi.Cluster{Server: srv.URL},
+			&clientcmdapi.AuthInfo{ClientCertificate: "/etc/tls/tls.crt", ClientKey: "/etc/tls/tls.key"}))), "names a file"},
+		{"CA file", configObjects("c", kubeconfigData(writeKubeconfig(t, &clientcmdapi.Cluster{Server: srv.URL, CertificateAuthority: "/etc/ca.crt"},
+			&clientcmdapi.AuthInfo{Token: "t"}))), "names a file"},
 		{"empty secret ref", []client.Object{&v1alpha1.KubevirtConfig{ObjectMeta: metav1.ObjectMeta{Name: "c"}}}, "spec.kubeconfigSecretRef is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
