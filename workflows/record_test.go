@@ -532,11 +532,16 @@ func countOf(list []string, s string) int {
 // credentials stay, so the secret check covers them too.
 func deadKubeconfig(t *testing.T, kubeconfig []byte) []byte {
 	t.Helper()
-	addr := testutil.FreeAddress(t)
+	return kubeconfigFor(t, kubeconfig, "https://"+testutil.FreeAddress(t))
+}
+
+// kubeconfigFor is kubeconfig with every server replaced by server.
+func kubeconfigFor(t testing.TB, kubeconfig []byte, server string) []byte {
+	t.Helper()
 	cfg, err := clientcmd.Load(kubeconfig)
 	require.NoError(t, err)
 	for _, c := range cfg.Clusters {
-		c.Server = "https://" + addr
+		c.Server = server
 	}
 	out, err := clientcmd.Write(*cfg)
 	require.NoError(t, err)
