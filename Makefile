@@ -70,8 +70,52 @@ test: tools lint
 test-short:
 	$(GO) test -short -count=1 ./...
 
+# bench measures the figures of issue 8 section by section and leaves them
+# in .bench/: results.json (a record per benchmark: metrics, date, Go
+# version, CPUs, commit) and results.md (a table with the targets marked
+# met or missed), printed at the end. Each bench-* target saves its go test
+# output as .bench/<section>.txt and merges it into the report, replacing
+# only its own section, so any section can run alone. Test binaries run one
+# at a time (-p 1): two measuring at once on a small machine would measure
+# each other. A failing section still reports what it measured, and bench
+# still runs the others, then fails.
+BENCH_DIR      := .bench
+BENCH_MACHINES ?= 200
+# Section 1, the client cache, and section 2, the health-check fan-out.
+BENCH_CLIENTS  := ^Benchmark(GetClientForConfig|DecoratedGetClientForConfig)
+BENCH_HEALTH   := ^BenchmarkClusterHealthFanOut$$
+# bench-units runs every other benchmark of every package but test/scale;
+# make bench-units BENCH_SKIP= runs sections 1 and 2 again with them.
+BENCH_SKIP     ?= $(BENCH_CLIENTS)|$(BENCH_HEALTH)
+BENCH_PRINT    ?= true
+
+.PHONY: bench-clients bench-health bench-e2e bench-units
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@rc=0; $(MAKE) --no-print-directory -k -j1 BENCH_PRINT=false bench-clients bench-health bench-e2e bench-units || rc=$$?; \
+	$(GO) run ./internal/benchreport/cmd -dir $(BENCH_DIR); exit $$rc
+
+# bench_section runs go test with arguments $(2) for section $(1), keeps its
+# output and merges it into the report, failing as go test did.
+define bench_section
+@mkdir -p $(BENCH_DIR)
+@rc=0; $(GO) test -p 1 $(2) 2>&1 | tee $(BENCH_DIR)/$(1).txt || rc=$$?; \
+	$(GO) run ./internal/benchreport/cmd -dir $(BENCH_DIR) -section $(1) -in $(BENCH_DIR)/$(1).txt -exit $$rc -print=$(BENCH_PRINT); \
+	exit $$rc
+endef
+
+bench-clients: tools ## Section 1: cached, cold and burst GetClientForConfig, heap per cached client.
+	$(call bench_section,clients,-run '^$$' -bench '$(BENCH_CLIENTS)' -benchmem ./clients)
+
+# One check takes seconds, so five timed runs (and one untimed) per way.
+bench-health: tools ## Section 2: HealthCheck and ClusterHealthCheck over 50 configs with 5 black holes, against a sequential loop.
+	$(call bench_section,health,-run '^$$' -bench '$(BENCH_HEALTH)' -benchtime 5x -benchmem -timeout 15m ./workflows)
+
+bench-e2e: tools ## Sections 3-5: provisioning at scale, steady state, deprovisioning (BENCH_MACHINES Machines).
+	$(call bench_section,e2e,-run '^$$' -bench . -benchtime 1x -timeout 30m ./test/scale -args -machines=$(BENCH_MACHINES))
+
+bench-units: tools ## Every other benchmark (what make bench ran before the sections).
+	$(call bench_section,units,-run '^$$' -bench . -benchmem -skip '$(BENCH_SKIP)' -timeout 30m \
+		$$(git grep -l '^func Benchmark' -- '*_test.go' | xargs -n1 dirname | sort -u | grep -vx 'test/scale' | sed 's|^|./|'))
 
 # run is the local sandbox (cmd/run, internal/runner): the Temporal dev
 # server with its UI on 8233, API servers with the KubeVirt simulator, the
