@@ -122,6 +122,8 @@ func TestMergeReplacesOneSectionAndKeepsSectionOrder(t *testing.T) {
 	r.Merge("custom", second, results("BenchmarkX"))
 	r.Merge("e2e", second, nil)
 	assert.Equal(t, "custom:BenchmarkX", names(r)[len(r.Benchmarks)-1], "unknown sections go last")
+	assert.Equal(t, map[string]Run{"clients": second, "health": first, "units": first, "custom": second, "e2e": second}, r.Runs,
+		"a section that measured nothing still has its run")
 }
 
 func TestJSONRoundTrip(t *testing.T) {
@@ -160,6 +162,7 @@ func TestMarkdownMarksTargets(t *testing.T) {
 	r.Merge("e2e", run, []Result{
 		{Name: "BenchmarkProvisionHistory", Procs: 2, Iterations: 1, Metrics: map[string]float64{"events/provision-boot-0s": 61, "events/provision-boot-10s": 61}},
 	})
+	r.Merge("units", Run{Date: run.Date, GoVersion: "go1.26.8", CPUs: 2, Failed: true}, nil)
 	var buf bytes.Buffer
 	require.NoError(t, r.WriteMarkdown(&buf))
 	table := buf.String()
@@ -174,6 +177,9 @@ func TestMarkdownMarksTargets(t *testing.T) {
 	}
 	assert.Contains(t, table, "- clients: 2025-01-01T12:00:00Z, commit abc, go1.26.8, 2 CPUs (AMD EPYC)\n")
 	assert.Contains(t, table, "- health: 2025-01-01T12:00:00Z, commit unknown, , 0 CPUs, **go test failed: figures may be missing**\n")
+	assert.Contains(t, table, "- units: 2025-01-01T12:00:00Z, commit unknown, go1.26.8, 2 CPUs, **go test failed: figures may be missing**, no benchmarks\n")
+	assert.Less(t, strings.Index(table, "- clients:"), strings.Index(table, "- health:"), "sections in make bench's order")
+	assert.Less(t, strings.Index(table, "- e2e:"), strings.Index(table, "- units:"), "sections in make bench's order")
 	assert.Equal(t, "| clients | BenchmarkGetClientForConfigCached | 59.1 ns | 0 | 0 |  | ns/op ≤ 100; allocs/op ≤ 0 | met |",
 		row("BenchmarkGetClientForConfigCached"))
 	assert.Equal(t, "| clients | BenchmarkGetClientForConfigCachedParallel | 120 ns | 16 | 1 |  | ns/op ≤ 100; allocs/op ≤ 0 | **missed**: ns/op, allocs/op |",

@@ -19,7 +19,10 @@ var Sections = []string{"clients", "health", "e2e", "units"}
 // Report is the content of results.json: the latest results of every
 // section, each section replaced as a whole when it runs again.
 type Report struct {
-	Benchmarks []Record `json:"benchmarks"`
+	// Runs holds each section's latest run, also when it measured nothing
+	// (a package that failed to build).
+	Runs       map[string]Run `json:"runs"`
+	Benchmarks []Record       `json:"benchmarks"`
 }
 
 // Record is one benchmark's result with the run that produced it.
@@ -68,6 +71,10 @@ func Load(path string) (Report, error) {
 // Merge replaces section's records by results, all from run, and keeps
 // the records in section order, each section in the order it ran.
 func (r *Report) Merge(section string, run Run, results []Result) {
+	if r.Runs == nil {
+		r.Runs = map[string]Run{}
+	}
+	r.Runs[section] = run
 	r.Benchmarks = slices.DeleteFunc(r.Benchmarks, func(rec Record) bool { return rec.Section == section })
 	for _, res := range results {
 		r.Benchmarks = append(r.Benchmarks, Record{
@@ -75,17 +82,19 @@ func (r *Report) Merge(section string, run Run, results []Result) {
 			Iterations: res.Iterations, Metrics: res.Metrics, Run: run,
 		})
 	}
-	slices.SortStableFunc(r.Benchmarks, func(a, b Record) int {
-		return cmp.Or(cmp.Compare(sectionRank(a.Section), sectionRank(b.Section)), strings.Compare(a.Section, b.Section))
-	})
+	slices.SortStableFunc(r.Benchmarks, func(a, b Record) int { return compareSections(a.Section, b.Section) })
 }
 
-// sectionRank orders known sections as make bench runs them, others after.
-func sectionRank(s string) int {
-	if i := slices.Index(Sections, s); i >= 0 {
-		return i
+// compareSections orders known sections as make bench runs them, others
+// after them by name.
+func compareSections(a, b string) int {
+	rank := func(s string) int {
+		if i := slices.Index(Sections, s); i >= 0 {
+			return i
+		}
+		return len(Sections)
 	}
-	return len(Sections)
+	return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b))
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -107,20 +116,23 @@ var standardUnits = []string{"ns/op", "B/op", "allocs/op"}
 func (r Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("# Benchmark results\n\n")
-	var seen []string
-	for _, rec := range r.Benchmarks {
-		if slices.Contains(seen, rec.Section) {
-			continue
-		}
-		seen = append(seen, rec.Section)
-		run := rec.Run
-		fmt.Fprintf(&b, "- %s: %s, commit %s, %s, %d CPUs", rec.Section, run.Date.UTC().Format(time.RFC3339),
+	sections := make([]string, 0, len(r.Runs))
+	for section := range r.Runs {
+		sections = append(sections, section)
+	}
+	slices.SortFunc(sections, compareSections)
+	for _, section := range sections {
+		run := r.Runs[section]
+		fmt.Fprintf(&b, "- %s: %s, commit %s, %s, %d CPUs", section, run.Date.UTC().Format(time.RFC3339),
 			cmp.Or(run.Commit, "unknown"), run.GoVersion, run.CPUs)
 		if run.CPU != "" {
 			fmt.Fprintf(&b, " (%s)", run.CPU)
 		}
 		if run.Failed {
 			b.WriteString(", **go test failed: figures may be missing**")
+		}
+		if !slices.ContainsFunc(r.Benchmarks, func(rec Record) bool { return rec.Section == section }) {
+			b.WriteString(", no benchmarks")
 		}
 		b.WriteString("\n")
 	}
