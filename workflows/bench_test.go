@@ -195,7 +195,7 @@ func (h *healthFanOut) workflow(queue string) func(context.Context) ([]string, e
 
 // measure runs check once untimed, so that every client is built and
 // every status recorded (the steady state of a scheduled check), then
-// times it and reports the median in T.
+// times it and reports the median and the slowest run in T.
 func (h *healthFanOut) measure(b *testing.B, check func(context.Context) ([]string, error)) {
 	ctx := b.Context()
 	expect := func() {
