@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,8 +106,13 @@ func (a *Activities) DeleteVolumes(ctx context.Context, in DeleteVolumesInput) (
 	ns, vm := in.Machine.Namespace, in.Machine.Name
 	res := DeleteResult{}
 	pvcs := &corev1.PersistentVolumeClaimList{}
-	if err := c.List(ctx, pvcs, client.InNamespace(ns), ownedBy(vm)); err != nil {
-		return DeleteResult{}, classify(err, fmt.Sprintf("list PVCs of %s/%s on %s", ns, vm, in.KubevirtConfig))
+	// A name that is no label value labels nothing (LoadMachine refuses
+	// it before anything is made), and the API server answers a selector
+	// with it 400: listing would fail the Machine's deletion for good.
+	if len(validation.IsValidLabelValue(vm)) == 0 {
+		if err := c.List(ctx, pvcs, client.InNamespace(ns), ownedBy(vm)); err != nil {
+			return DeleteResult{}, classify(err, fmt.Sprintf("list PVCs of %s/%s on %s", ns, vm, in.KubevirtConfig))
+		}
 	}
 	iso := isoName(vm)
 	for i := range pvcs.Items {

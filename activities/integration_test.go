@@ -45,6 +45,7 @@ func TestIntegration(t *testing.T) {
 	t.Run("ISO boot and static network data", func(t *testing.T) { testISOAndStaticNetwork(t, s, cluster) })
 	t.Run("ISO image URL stays out of activity inputs and results", func(t *testing.T) { testISOURLOutOfHistory(t, s, cluster) })
 	t.Run("deletion with partial leftovers", func(t *testing.T) { testPartialDeletion(t, s, cluster) })
+	t.Run("deletion of a Machine whose name is too long for a label", func(t *testing.T) { testLongNameDeletion(t, s, cluster) })
 	t.Run("storage class resolution", func(t *testing.T) { testStorageClass(t, s, cluster) })
 	t.Run("cluster health and classification", func(t *testing.T) { testHealth(t, s) })
 }
@@ -587,6 +588,24 @@ func testPartialDeletion(t *testing.T, s *suite, cluster string) {
 	var st StatusResult
 	s.must(t, &st, s.acts.UpdateMachineStatus, StatusUpdate{Machine: MachineRef{Namespace: ns, Name: "gone"}, Phase: "Terminated"})
 	require.False(t, st.Changed)
+}
+
+// testLongNameDeletion: a Machine name of 64 to 253 characters is refused
+// by LoadMachine, and its deletion, which finds nothing, must succeed
+// rather than fail on a label selector the API server rejects.
+func testLongNameDeletion(t *testing.T, s *suite, cluster string) {
+	ns := s.namespace(t, "longname")
+	ref := s.machine(t, ns, strings.Repeat("l", 64), nil)
+	requireAppError(t, s.run(t, nil, s.acts.LoadMachine, ref), ErrTypeInvalidSpec, true)
+	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	for _, fn := range []any{s.acts.DeleteVirtualMachine, s.acts.DeleteNetwork} {
+		var del DeleteResult
+		s.must(t, &del, fn, rm)
+		require.Empty(t, del.Deleted)
+	}
+	var del DeleteResult
+	s.must(t, &del, s.acts.DeleteVolumes, DeleteVolumesInput{RemoteMachine: rm})
+	require.Empty(t, del.Deleted)
 }
 
 func testStorageClass(t *testing.T, s *suite, cluster string) {
