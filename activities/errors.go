@@ -77,12 +77,20 @@ func classifyClientsError(err error) (errType string, final, ok bool) {
 	return "", false, false
 }
 
+// newAppError makes the application error; a cause's text joins the
+// message. The workflows report a failure's message alone (on the
+// Machine's status and its Events), so a cause kept apart, as Temporal
+// keeps it, would leave "validate KubevirtConfig "x"" without saying
+// what is wrong with it.
 func newAppError(errType string, final bool, cause error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	if final {
-		return temporal.NewNonRetryableApplicationError(msg, errType, cause)
+	if cause != nil {
+		msg += ": " + cause.Error()
 	}
-	return temporal.NewApplicationErrorWithCause(msg, errType, cause)
+	if final {
+		return temporal.NewNonRetryableApplicationError(msg, errType, nil)
+	}
+	return temporal.NewApplicationError(msg, errType)
 }
 
 // invalidSpec is the error for a Machine spec that can never work. field is
