@@ -161,10 +161,11 @@ func isKubevirt(role string) bool   { return strings.HasPrefix(role, "kubevirt-"
 
 // BenchmarkProvisionHistory provisions historySample Machines whose VMs
 // boot at once and as many that take 10 s, all at the same time, and
-// reports the workflow history events per provision of each: waiting
-// happens inside one heartbeating activity, so a slow boot must not cost
-// a single event more (DESIGN.md, principle 2). It fails if any count
-// differs. The Machines are deprovisioned again afterwards.
+// reports the workflow history events per provision of each (the
+// median): waiting happens inside one heartbeating activity, so a slow
+// boot must not cost a single event more (DESIGN.md, principle 2). It
+// fails if the fewest events of the slow boots differ from the fewest of
+// the fast ones. The Machines are deprovisioned again afterwards.
 func BenchmarkProvisionHistory(b *testing.B) {
 	e := need(b)
 	ctx, cancel := context.WithTimeout(b.Context(), sectionTimeout)
@@ -193,7 +194,10 @@ func BenchmarkProvisionHistory(b *testing.B) {
 	slices.Sort(fast)
 	slices.Sort(slow)
 	b.Logf("history events per provision: boot %s %v; boot %s %v", time.Duration(historyFastBoot), fast, historySlowBoot, slow)
-	if fast[0] != slow[len(slow)-1] || slow[0] != fast[len(fast)-1] {
+	// The least of each group: a busy machine can add a workflow task
+	// timeout to any run (two events), but a cost of waiting would show in
+	// every slow boot.
+	if fast[0] != slow[0] {
 		b.Errorf("history length depends on boot time: boot %s %v, boot %s %v", time.Duration(historyFastBoot), fast, historySlowBoot, slow)
 	}
 	b.ReportMetric(float64(fast[len(fast)/2]), "events/provision-boot-0s")
@@ -481,6 +485,12 @@ func (e *env) provision(ctx context.Context, b *testing.B, ms []*v1alpha1.Machin
 		cpu:      e.sampleCPU(b).since(cpuBefore),
 	}
 
+	// Provisioning cannot be done without requests: none counted means the
+	// worker does not serve the counter, and every figure from it (the
+	// zero at rest above all) would be a lie.
+	if p.requests.total(isSupervisor) == 0 || p.requests.total(isKubevirt) == 0 {
+		b.Fatalf("the worker counted no requests to the supervisor or the KubeVirt clusters (%s): is %s on its /metrics?", p.requests, requestsMetric)
+	}
 	perCluster := map[string]int{}
 	var failed []string
 	for i, m := range ms {
@@ -602,6 +612,9 @@ func (e *env) ensureAdopted(ctx context.Context, b *testing.B) {
 		}
 	}
 	adoption := last.total(func(string) bool { return true })
+	if adoption == 0 {
+		b.Fatalf("the controller counted no requests while adopting: is %s on its /metrics?", requestsMetric)
+	}
 	b.ReportMetric(adoption/float64(len(e.provisioned)), "controller-adopt-req/machine")
 	b.Logf("the controller adopted %d Running Machines in %s with %g requests (%s)",
 		len(e.provisioned), time.Since(start).Round(100*time.Millisecond), adoption, last)
