@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vitistack/common/pkg/v1alpha1"
@@ -35,6 +36,10 @@ const (
 	ReasonProvisionFailed    = "ProvisionFailed"
 	ReasonDeprovisionRunning = "DeprovisionRunning"
 	ReasonDeprovisionFailed  = "DeprovisionFailed"
+	// ReasonProvisionRetrying and ReasonDeprovisionRetrying: the run is
+	// open and retrying a step that failed; the message says why.
+	ReasonProvisionRetrying   = "ProvisionRetrying"
+	ReasonDeprovisionRetrying = "DeprovisionRetrying"
 )
 
 // Reasons of ConditionISOEjected.
@@ -42,6 +47,7 @@ const (
 	ReasonISOEjectRunning   = "EjectISORunning"
 	ReasonISOEjectCompleted = "EjectISOCompleted"
 	ReasonISOEjectFailed    = "EjectISOFailed"
+	ReasonISOEjectRetrying  = "EjectISORetrying"
 )
 
 // Reasons of ConditionSpecApplied.
@@ -64,6 +70,9 @@ const (
 	EventISOEjectStarted      = "EjectISOStarted"
 	EventISOEjected           = "ISOEjected"
 	EventISOEjectFailed       = "EjectISOFailed"
+	EventProvisionRetrying    = ReasonProvisionRetrying
+	EventDeprovisionRetrying  = ReasonDeprovisionRetrying
+	EventISOEjectRetrying     = ReasonISOEjectRetrying
 )
 
 // condition is a Machine condition without its transition time.
@@ -76,13 +85,13 @@ type condition struct {
 // run is a new condition (and one event).
 func workflowCondition(kind workflowKind, r Run) condition {
 	condType := ConditionLifecycleWorkflow
-	name, running, completed, failed := workflows.ProvisionMachineName, ReasonProvisionRunning, ReasonProvisionCompleted, ReasonProvisionFailed
+	name, running, completed, failed, retrying := workflows.ProvisionMachineName, ReasonProvisionRunning, ReasonProvisionCompleted, ReasonProvisionFailed, ReasonProvisionRetrying
 	switch kind {
 	case deprovisionKind:
-		name, running, failed = workflows.DeprovisionMachineName, ReasonDeprovisionRunning, ReasonDeprovisionFailed
+		name, running, failed, retrying = workflows.DeprovisionMachineName, ReasonDeprovisionRunning, ReasonDeprovisionFailed, ReasonDeprovisionRetrying
 	case ejectISOKind:
 		condType = ConditionISOEjected
-		name, running, completed, failed = workflows.EjectISOName, ReasonISOEjectRunning, ReasonISOEjectCompleted, ReasonISOEjectFailed
+		name, running, completed, failed, retrying = workflows.EjectISOName, ReasonISOEjectRunning, ReasonISOEjectCompleted, ReasonISOEjectFailed, ReasonISOEjectRetrying
 	}
 	subject := fmt.Sprintf("%s %s run %s (attempt %d)", name, r.WorkflowID, r.RunID, max(r.Attempt, 1))
 	switch r.State {
@@ -98,8 +107,33 @@ func workflowCondition(kind workflowKind, r Run) condition {
 		}
 		return condition{condType, string(metav1.ConditionFalse), failed, msg}
 	default:
+		if r.Retrying != nil {
+			return condition{condType, string(metav1.ConditionUnknown), retrying,
+				subject + " is running and retrying a step that failed: " + r.Retrying.Reason + ": " + r.Retrying.Message}
+		}
 		return condition{condType, string(metav1.ConditionUnknown), running, subject + " is running"}
 	}
+}
+
+// retrying says the condition reports an open run retrying a step.
+func (c condition) retrying() bool {
+	switch c.Reason {
+	case ReasonProvisionRetrying, ReasonDeprovisionRetrying, ReasonISOEjectRetrying:
+		return true
+	}
+	return false
+}
+
+// quiet says that the change from prev to c is not worth an Event: the
+// same open run was retrying a step and still is, with a failure that
+// reads differently (a countdown, another address), or no longer is (its
+// end will be announced).
+func (c condition) quiet(prev *v1alpha1.MachineCondition) bool {
+	if prev == nil || !(condition{Reason: prev.Reason}).retrying() {
+		return false
+	}
+	run, _, ok := strings.Cut(prev.Message, " is running")
+	return ok && strings.HasPrefix(c.Message, run+" is running")
 }
 
 // specAppliedCondition compares the generation a completed provision was
@@ -158,6 +192,19 @@ func (c condition) event() (eventType, reason string, ok bool) {
 		return corev1.EventTypeNormal, EventISOEjected, true
 	case ReasonISOEjectFailed:
 		return corev1.EventTypeWarning, EventISOEjectFailed, true
+	case ReasonProvisionRetrying, ReasonDeprovisionRetrying, ReasonISOEjectRetrying:
+		return corev1.EventTypeWarning, c.Reason, true
 	}
 	return "", "", false
+}
+
+// conditionOfType is a copy of the condition of condType in conds, nil
+// when there is none.
+func conditionOfType(conds []v1alpha1.MachineCondition, condType string) *v1alpha1.MachineCondition {
+	for _, c := range conds {
+		if c.Type == condType {
+			return &c
+		}
+	}
+	return nil
 }

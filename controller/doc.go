@@ -37,6 +37,14 @@
 //     one status patch guarded by the resourceVersion, and emits an Event
 //     per condition that changed: an Event means a transition, also across
 //     controller restarts.
+//   - A run that retries a failing step says so while it retries: the
+//     Trigger reads the last failure of the pending activity from the
+//     describe it makes anyway, and the condition becomes ProvisionRetrying
+//     (DeprovisionRetrying, EjectISORetrying) with the step, error type and
+//     message. Without it a Machine whose cluster is unreachable would show
+//     only "running" for the minutes until the step's ScheduleToClose. A
+//     Warning Event announces the first failure; new wordings of it and
+//     the step's recovery are not announced again.
 //   - A Running Machine booted from an ISO gets its ISO removed once
 //     someone annotates it vitistack.io/cdrom-ejected or
 //     vitistack.io/os-installed "true": the reconciler ensures an EjectISO

@@ -226,10 +226,13 @@ func (r *MachineReconciler) requeue(run Run) ctrl.Result {
 func (r *MachineReconciler) setConditions(ctx context.Context, m *v1alpha1.Machine, action string, conds ...condition) error {
 	base := m.DeepCopy()
 	var changed []condition
+	quiet := map[condition]bool{}
 	now := r.now()
 	for _, c := range conds {
+		prev := conditionOfType(m.Status.Conditions, c.Type)
 		if setCondition(&m.Status.Conditions, c, now) {
 			changed = append(changed, c)
+			quiet[c] = c.quiet(prev)
 		}
 	}
 	if len(changed) == 0 {
@@ -242,7 +245,7 @@ func (r *MachineReconciler) setConditions(ctx context.Context, m *v1alpha1.Machi
 	for _, c := range changed {
 		log.Info("Machine condition changed", "type", c.Type, "status", c.Status, "reason", c.Reason, "message", c.Message)
 		eventType, reason, ok := c.event()
-		if !ok {
+		if !ok || quiet[c] {
 			continue
 		}
 		note := c.Message

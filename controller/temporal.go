@@ -10,6 +10,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -211,8 +212,33 @@ func (t *TemporalTrigger) describe(ctx context.Context, id string) (*describedRu
 	if desc.WorkflowCloseTime != nil {
 		r.CloseTime = *desc.WorkflowCloseTime
 	}
+	if r.State == StateRunning {
+		r.Retrying = retrying(desc.RawResponse.GetPendingActivities())
+	}
 	t.readMemo(desc.Memo, r)
 	return r, nil
+}
+
+// retrying is the last failure of the first pending activity that has
+// failed before: the step the run is retrying. Activity messages name
+// Machines and configs, never secrets, like the workflows' own failures.
+func retrying(pending []*workflowpb.PendingActivityInfo) *Failure {
+	for _, a := range pending {
+		f := a.GetLastFailure()
+		if f == nil {
+			continue
+		}
+		reason := f.GetApplicationFailureInfo().GetType()
+		switch {
+		case reason != "":
+		case f.GetTimeoutFailureInfo() != nil:
+			reason = ReasonTimeout
+		default:
+			reason = reasonError
+		}
+		return &Failure{Reason: reason, Message: a.GetActivityType().GetName() + ": " + f.GetMessage()}
+	}
+	return nil
 }
 
 func stateOf(s enumspb.WorkflowExecutionStatus) State {

@@ -13,6 +13,7 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/mocks"
 	"go.temporal.io/sdk/temporal"
@@ -58,8 +59,14 @@ func TestNewTemporalTriggerRejectsBadOptions(t *testing.T) {
 // Stub workflows under the real type names, steered by the Machine name:
 // "ok-*" completes, "fail-*" fails with an application error (a
 // deprovision only when not forced), "block-*" waits for the release
-// signal (a deprovision also takes the force update while it waits).
+// signal (a deprovision also takes the force update while it waits),
+// "retry-*" (a provision) retries stubUnreachable until it is cancelled.
 const releaseSignal = "release"
+
+// stubUnreachable is a step that fails like an unreachable cluster.
+func stubUnreachable(context.Context) error {
+	return temporal.NewApplicationError(`validate KubevirtConfig "kv": dial tcp 127.0.0.1:1: connect: connection refused`, "ClusterUnreachable")
+}
 
 func stubProvision(ctx workflow.Context, in workflows.ProvisionInput) (workflows.ProvisionResult, error) {
 	step := workflows.Progress{Step: "Started"}
@@ -73,6 +80,12 @@ func stubProvision(ctx workflow.Context, in workflows.ProvisionInput) (workflows
 	case strings.HasPrefix(in.Name, "block-"):
 		step.Step = "WaitForVirtualMachine"
 		workflow.GetSignalChannel(ctx, releaseSignal).Receive(ctx, nil)
+	case strings.HasPrefix(in.Name, "retry-"):
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 50 * time.Millisecond, MaximumInterval: 100 * time.Millisecond},
+		})
+		return workflows.ProvisionResult{}, workflow.ExecuteActivity(actx, "ValidateCluster").Get(ctx, nil)
 	}
 	return workflows.ProvisionResult{KubevirtConfig: "kv", VMNamespace: in.Namespace, VMName: in.Name}, nil
 }
@@ -123,6 +136,7 @@ func newTriggerRig(t *testing.T) *triggerRig {
 	w.RegisterWorkflowWithOptions(stubProvision, workflow.RegisterOptions{Name: workflows.ProvisionMachineName})
 	w.RegisterWorkflowWithOptions(stubDeprovision, workflow.RegisterOptions{Name: workflows.DeprovisionMachineName})
 	w.RegisterWorkflowWithOptions(stubEjectISO, workflow.RegisterOptions{Name: workflows.EjectISOName})
+	w.RegisterActivityWithOptions(stubUnreachable, activity.RegisterOptions{Name: "ValidateCluster"})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	g := &triggerRig{c: srv.Client()}

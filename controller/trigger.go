@@ -78,6 +78,10 @@ type Run struct {
 	CloseTime time.Time
 	// Failure says why a failed run failed.
 	Failure *Failure
+	// Retrying says, for an open run, why it is taking long: the last
+	// failure of a step it is retrying, with the step's name leading the
+	// message. Nil while no step has failed.
+	Retrying *Failure
 	// RetryAt is, for a failed run, when an Ensure call starts the next
 	// attempt (sooner if the generation changes, or with force).
 	RetryAt time.Time
