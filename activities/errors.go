@@ -38,7 +38,13 @@ func classify(err error, what string) error {
 	var netErr net.Error
 	switch {
 	case meta.IsNoMatchError(err):
-		return newAppError(ErrTypeKubeVirtMissing, true, err, "%s: API not served", what)
+		// A cluster without KubeVirt fails ValidateCluster, which asks
+		// discovery itself, before anything is created. An API missing
+		// later, from the client's discovery, is a cluster whose API
+		// server restarted and has not published its CRDs in discovery
+		// yet: failing the Machine for it would be wrong, and the retry
+		// policy bounds the wait.
+		return newAppError(ErrTypeClusterUnreachable, false, err, "%s: API not served (yet)", what)
 	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
 		return newAppError(ErrTypeUnauthorized, true, err, "%s", what)
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):

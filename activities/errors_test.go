@@ -7,7 +7,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/machineflow/machineflow/clients"
 )
@@ -30,6 +33,11 @@ func TestClassifiedMessagesSayWhatIsWrong(t *testing.T) {
 			apierrors.NewForbidden(schema.GroupResource{Resource: "virtualmachines"}, "vm", errors.New("RBAC says no")),
 			`place Machine ns/vm: virtualmachines "vm" is forbidden: RBAC says no`},
 		{"transport", ErrTypeClusterUnreachable, false, refused, "place Machine ns/vm: dial tcp: connect: connection refused"},
+		// What the client's discovery returns while a restarted API server
+		// has not published its CRDs yet: retried, not a failed Machine.
+		{"API not in discovery", ErrTypeClusterUnreachable, false,
+			&apiutil.ErrResourceDiscoveryFailed{kubevirtv1.GroupVersion: &meta.NoResourceMatchError{PartialResource: kubevirtv1.GroupVersion.WithResource("")}},
+			"place Machine ns/vm: API not served (yet): unable to retrieve the complete list of server APIs: kubevirt.io/v1: no matches for kubevirt.io/v1, Resource="},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			appErr := requireAppError(t, classify(tc.err, "place Machine ns/vm"), tc.errType, tc.final)
