@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -40,19 +43,41 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	// Healthy is not serving yet: custom resources come back once the
 	// API server has read the CRDs from etcd again.
-	done := make(chan error, 1)
-	go func() {
-		done <- envtest.WaitForCRDs(c.Config, c.env.CRDs, envtest.CRDInstallOptions{MaxTime: startTimeout, PollInterval: 100 * time.Millisecond})
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("testenv: cluster %s restarted but does not serve its CRDs: %w", c.Name, err)
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	for {
+		missing, err := c.unservedCRDs()
+		if err == nil && missing == "" {
+			return nil
 		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("testenv: waiting for cluster %s to serve its CRDs: %w", c.Name, ctx.Err())
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testenv: cluster %s restarted but does not serve %s (%v): %w", c.Name, missing, err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
+}
+
+// unservedCRDs names the first CRD version installed at Start that
+// discovery does not list, or returns "".
+func (c *Cluster) unservedCRDs() (string, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
+	if err != nil {
+		return "", err
+	}
+	for _, crd := range c.env.CRDs {
+		for _, v := range crd.Spec.Versions {
+			if !v.Served {
+				continue
+			}
+			gv := crd.Spec.Group + "/" + v.Name
+			list, err := dc.ServerResourcesForGroupVersion(gv)
+			if err != nil || !slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == crd.Spec.Names.Plural }) {
+				return gv + "/" + crd.Spec.Names.Plural, err
+			}
+		}
+	}
+	return "", nil
 }
 
 // AddUser provisions a user of the cluster, authenticated by a client
