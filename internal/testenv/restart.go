@@ -16,6 +16,12 @@ import (
 // down would, and leaves the rest of the Env running. Start brings it
 // back. Env.Stop still stops and cleans up a cluster stopped this way.
 func (c *Cluster) Stop() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return fmt.Errorf("testenv: cluster %s is stopped already", c.Name)
+	}
+	c.stopped = true
 	cp := c.env.ControlPlane
 	// The API server first: etcd going away under it is a different fault.
 	if err := cp.APIServer.Stop(); err != nil {
@@ -31,8 +37,14 @@ func (c *Cluster) Stop() error {
 // serving certificate and client CA: Config, Client, Kubeconfig and every
 // kubeconfig from AddUser work again, as after a real cluster's restart.
 // It returns once the cluster serves its CRDs again. A port taken by
-// someone else while the cluster was down makes it fail.
+// someone else while the cluster was down makes it fail, as does a
+// cluster that Stop did not stop.
 func (c *Cluster) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopped {
+		return fmt.Errorf("testenv: cluster %s is not stopped", c.Name)
+	}
 	cp := c.env.ControlPlane
 	if err := cp.Etcd.Start(); err != nil {
 		return fmt.Errorf("testenv: starting etcd of cluster %s: %w", c.Name, err)
@@ -41,6 +53,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := cp.APIServer.Start(); err != nil {
 		return errors.Join(fmt.Errorf("testenv: starting the API server of cluster %s: %w", c.Name, err), cp.Etcd.Stop())
 	}
+	c.stopped = false
 	// Healthy is not serving yet: custom resources come back once the
 	// API server has read the CRDs from etcd again.
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)

@@ -30,7 +30,9 @@ func TestClusterStopStartKeepsAddressCredentialsAndData(t *testing.T) {
 	registered := clientFrom(t, env, c.Kubeconfig)
 	host := c.Config.Host
 
+	require.Error(t, c.Start(ctx), "a running cluster is not started twice")
 	require.NoError(t, c.Stop())
+	require.Error(t, c.Stop(), "nor stopped twice")
 	err := c.Client.Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{})
 	var netErr net.Error
 	assert.True(t, errors.As(err, &netErr), "a stopped cluster does not answer: %v", err)

@@ -88,6 +88,9 @@ type Cluster struct {
 	// Options.DataDir, etcd's data: both outlive a Stop of the cluster
 	// alone (restart.go) and go with Env.Stop.
 	dir string
+
+	mu      sync.Mutex // guards stopped
+	stopped bool       // by Cluster.Stop
 }
 
 // ClusterName returns the conventional name of KubeVirt cluster i (1-based).
