@@ -285,17 +285,26 @@ func isTransient(err error) bool {
 }
 
 // retry runs call up to Attempts times while it fails transiently and ctx
-// lives, with exponential backoff and jitter between tries.
+// lives, with exponential backoff and jitter between tries. A try that
+// ctx's deadline would cut short, judged by how long the last one took, is
+// not started: its end would be the caller's own timeout (an activity's
+// StartToClose), which hides why the cluster did not answer, where this
+// try's error says it.
 func (r *ResilientClientManager) retry(ctx context.Context, call func() error) error {
 	backoff := r.opts.RetryInitial
 	for attempt := 1; ; attempt++ {
+		start := time.Now()
 		err := call()
+		took := time.Since(start)
 		if err == nil || attempt >= r.opts.Attempts || !isTransient(err) || ctx.Err() != nil {
 			return err
 		}
 		// Jitter in [backoff/2, backoff) keeps workers that failed together
 		// from retrying together.
 		wait := backoff/2 + rand.N(backoff/2+1)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait+took {
+			return err
+		}
 		if r.sleep(ctx, wait) != nil {
 			return err
 		}

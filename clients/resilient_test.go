@@ -78,6 +78,28 @@ func TestResilientGivesUpAfterAttempts(t *testing.T) {
 	assert.Len(t, *waits, 3)
 }
 
+// A cluster whose requests hang until their timeout: the retries stop
+// while the caller's deadline leaves room, so the caller gets the
+// cluster's error rather than its own deadline.
+func TestResilientStartsNoTryTheDeadlineWouldCut(t *testing.T) {
+	mock := NewMockClientManager()
+	mock.ValidateConnectionFunc = func(ctx context.Context, name string) error {
+		select {
+		case <-time.After(300 * time.Millisecond): // the request timeout
+			return unreachable(name)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r, _, _ := newResilient(mock, ResilienceOptions{Attempts: 10, FailureThreshold: 100, RetryInitial: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	defer cancel()
+	err := r.ValidateConnection(ctx, "a")
+	require.ErrorIs(t, err, ErrClusterUnreachable)
+	require.NoError(t, ctx.Err(), "returned before the deadline")
+	assert.Len(t, mock.Snapshot().ValidateConnection, 2, "a third try would have ended at the deadline")
+}
+
 func TestResilientDoesNotRetryFinalErrors(t *testing.T) {
 	for _, final := range []error{
 		&Error{Kind: ErrConfigNotFound, Config: "a"},
