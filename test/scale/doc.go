@@ -23,8 +23,9 @@
 //     controller; Machines/s and proof that nothing is left.
 //
 // They measure one pass each (-benchtime 1x; -count above 1 fails, as
-// the Machines of the first pass are gone). Each figure comes from one run, with its correctness checked: a
-// benchmark of a broken run fails rather than reports. Requests are
+// the Machines of the first pass are gone). Each figure comes from one
+// run, with its correctness checked: a benchmark of a broken run fails
+// rather than reports. Requests are
 // counted by the processes themselves (client-go's
 // rest_client_requests_total on their /metrics), so the simulators' and
 // the benchmark's own traffic is not in them. CPU time per process
