@@ -66,6 +66,19 @@ lint: $(BIN)/staticcheck
 
 test: tools lint
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) --no-print-directory fuzz
+
+# fuzz runs each fuzz target briefly on top of its checked-in seed corpus
+# (testdata/fuzz); `make fuzz FUZZTIME=10m` searches longer. A failure
+# writes the crashing input to testdata/fuzz, where it becomes a seed.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./activities:FuzzBuildVirtualMachine ./clients:FuzzRESTConfigFromKubeconfig
+.PHONY: fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo ">> fuzzing $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 test-short:
 	$(GO) test -short -count=1 ./...
