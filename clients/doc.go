@@ -58,6 +58,13 @@
 // check all clusters at once, so their wall time is that of the slowest
 // cluster, not the sum.
 //
+// The worker decorates the manager (Module): MetricsClientManager over
+// ResilientClientManager, which retries transient failures and keeps a
+// circuit breaker per config. ValidateConnection and HealthCheck pass
+// through the resilient decorator untouched, so a probe of a dark cluster
+// still costs one timeout and reports the cluster's own error, never
+// "circuit open": their callers retry through Temporal instead.
+//
 // # Errors
 //
 // Every failure matches one sentinel with errors.Is, so callers decide

@@ -22,7 +22,7 @@ func TestModuleDecoratesTheMockForEveryConsumer(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	mock := NewMockClientManager()
 	mock.AddMockedClient("a", fake.NewClientBuilder().WithScheme(testScheme(t)).Build())
-	mock.ValidateConnectionError = unreachable("a")
+	mock.GetClientError = unreachable("a")
 	mock.ConfigNamespace = "mock-ns"
 	var got consumer
 	app := fxtest.New(t, fx.NopLogger,
@@ -42,9 +42,10 @@ func TestModuleDecoratesTheMockForEveryConsumer(t *testing.T) {
 	_, ok = metrics.next.(*ResilientClientManager)
 	require.True(t, ok, "inside it the resilient one, got %T", metrics.next)
 
-	require.ErrorIs(t, got.cm.ValidateConnection(context.Background(), "a"), ErrClusterUnreachable)
-	assert.Len(t, mock.Snapshot().ValidateConnection, 2, "the resilient decorator retried once")
-	assert.Equal(t, 1.0, testutil.ToFloat64(metrics.calls.WithLabelValues("ValidateConnection", "a")), "one call as the caller saw it")
+	_, err := got.cm.GetClientForConfig(context.Background(), "a")
+	require.ErrorIs(t, err, ErrClusterUnreachable)
+	assert.Len(t, mock.Snapshot().GetClient, 2, "the resilient decorator retried once")
+	assert.Equal(t, 1.0, testutil.ToFloat64(metrics.calls.WithLabelValues("GetClientForConfig", "a")), "one call as the caller saw it")
 	assert.Equal(t, "mock-ns", got.cm.GetConfigNamespace())
 }
 

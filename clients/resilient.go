@@ -106,9 +106,16 @@ func (o ResilienceOptions) withDefaults() ResilienceOptions {
 // used. At FailureThreshold it opens: calls and requests fail at once
 // with a *CircuitOpenError naming the config. After CoolDown it lets one
 // probe through (half-open): an answer closes it, a transient failure
-// opens it for another CoolDown. HealthCheck, ListKubevirtConfigs and
-// invalidations pass through the breakers: the health check must see every
-// cluster, and the others do not talk to KubeVirt clusters.
+// opens it for another CoolDown. ListKubevirtConfigs and invalidations
+// pass through the breakers: they do not talk to KubeVirt clusters.
+//
+// ValidateConnection and HealthCheck pass through untouched, neither
+// retried nor guarded: they are probes, whose answer is the cluster as it
+// is now. Retrying them in process would multiply a dark cluster's cost
+// (three request timeouts plus backoff for one health check), and a
+// breaker would answer "circuit open" instead of saying what is wrong.
+// Their callers retry where that is wanted: the ValidateCluster activity
+// through its Temporal retry policy, the health check at its next run.
 type ResilientClientManager struct {
 	next ClientManager
 	opts ResilienceOptions
@@ -372,11 +379,10 @@ func (r *ResilientClientManager) InvalidateClient(name string) { r.next.Invalida
 // InvalidateAll passes through.
 func (r *ResilientClientManager) InvalidateAll() { r.next.InvalidateAll() }
 
-// ValidateConnection retries and is guarded by the config's breaker.
+// ValidateConnection passes through, neither retried nor guarded: it is a
+// probe (see the type's comment).
 func (r *ResilientClientManager) ValidateConnection(ctx context.Context, name string) error {
-	return r.retry(ctx, func() error {
-		return r.guarded(ctx, name, func() error { return r.next.ValidateConnection(ctx, name) })
-	})
+	return r.next.ValidateConnection(ctx, name)
 }
 
 // HealthCheck passes through, unguarded: it reports every cluster as it is.

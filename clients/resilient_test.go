@@ -70,11 +70,11 @@ func TestResilientRetriesTransientFailures(t *testing.T) {
 
 func TestResilientGivesUpAfterAttempts(t *testing.T) {
 	mock := NewMockClientManager()
-	mock.ValidateConnectionError = unreachable("a")
+	mock.GetClientError = unreachable("a")
 	r, _, waits := newResilient(mock, ResilienceOptions{Attempts: 4, FailureThreshold: 100})
-	err := r.ValidateConnection(context.Background(), "a")
+	_, err := r.GetClientForConfig(context.Background(), "a")
 	require.ErrorIs(t, err, ErrClusterUnreachable)
-	assert.Len(t, mock.Snapshot().ValidateConnection, 4)
+	assert.Len(t, mock.Snapshot().GetClient, 4)
 	assert.Len(t, *waits, 3)
 }
 
@@ -83,21 +83,21 @@ func TestResilientGivesUpAfterAttempts(t *testing.T) {
 // cluster's error rather than its own deadline.
 func TestResilientStartsNoTryTheDeadlineWouldCut(t *testing.T) {
 	mock := NewMockClientManager()
-	mock.ValidateConnectionFunc = func(ctx context.Context, name string) error {
+	mock.GetClientForConfigFunc = func(ctx context.Context, name string) (client.Client, error) {
 		select {
 		case <-time.After(300 * time.Millisecond): // the request timeout
-			return unreachable(name)
+			return nil, unreachable(name)
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	r, _, _ := newResilient(mock, ResilienceOptions{Attempts: 10, FailureThreshold: 100, RetryInitial: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
 	defer cancel()
-	err := r.ValidateConnection(ctx, "a")
+	_, err := r.GetClientForConfig(ctx, "a")
 	require.ErrorIs(t, err, ErrClusterUnreachable)
 	require.NoError(t, ctx.Err(), "returned before the deadline")
-	assert.Len(t, mock.Snapshot().ValidateConnection, 2, "a third try would have ended at the deadline")
+	assert.Len(t, mock.Snapshot().GetClient, 2, "a third try would have ended at the deadline")
 }
 
 func TestResilientDoesNotRetryFinalErrors(t *testing.T) {
@@ -142,88 +142,131 @@ func TestResilientRetriesTransientSupervisorErrors(t *testing.T) {
 
 func TestBreakerOpensFailsFastAndProbesAfterCoolDown(t *testing.T) {
 	mock := NewMockClientManager()
+	cluster := fake.NewClientBuilder().WithScheme(testScheme(t)).Build()
 	down := true
-	mock.ValidateConnectionFunc = func(_ context.Context, name string) error {
+	mock.GetClientForConfigFunc = func(_ context.Context, name string) (client.Client, error) {
 		if down && name == "a" {
-			return unreachable(name)
+			return nil, unreachable(name)
 		}
-		return nil
+		return cluster, nil
 	}
 	r, clk, _ := newResilient(mock, ResilienceOptions{Attempts: 1, FailureThreshold: 3, CoolDown: time.Minute})
 	ctx := context.Background()
+	get := func(name string) error {
+		_, err := r.GetClientForConfig(ctx, name)
+		return err
+	}
 
 	for range 3 {
-		require.ErrorIs(t, r.ValidateConnection(ctx, "a"), ErrClusterUnreachable)
+		require.ErrorIs(t, get("a"), ErrClusterUnreachable)
 	}
 	assert.Equal(t, BreakerOpen, r.BreakerState("a"))
 
 	clk.SetTime(clk.Now().Add(20 * time.Second))
-	err := r.ValidateConnection(ctx, "a")
+	err := get("a")
 	var open *CircuitOpenError
 	require.ErrorAs(t, err, &open)
 	assert.ErrorIs(t, err, ErrCircuitOpen)
 	assert.ErrorIs(t, err, ErrClusterUnreachable, "callers treat an open breaker as an unreachable cluster")
 	assert.Equal(t, `KubevirtConfig "a": cluster unreachable: circuit breaker open after 3 consecutive failures, next probe in 40s`, err.Error())
-	assert.Len(t, mock.Snapshot().ValidateConnection, 3, "fail fast: the cluster is not called while open")
-	require.NoError(t, r.ValidateConnection(ctx, "b"), "breakers are per config")
+	assert.Len(t, mock.Snapshot().GetClient, 3, "fail fast: the cluster is not called while open")
+	require.NoError(t, get("b"), "breakers are per config")
 
 	// After the cool-down one probe goes through; it fails, so the breaker
 	// opens again for a full cool-down.
 	clk.SetTime(clk.Now().Add(40 * time.Second))
 	assert.Equal(t, BreakerHalfOpen, r.BreakerState("a"))
-	require.ErrorIs(t, r.ValidateConnection(ctx, "a"), ErrClusterUnreachable)
-	assert.Len(t, mock.Snapshot().ValidateConnection, 5, "the probe reached the cluster")
+	require.ErrorIs(t, get("a"), ErrClusterUnreachable)
+	assert.Len(t, mock.Snapshot().GetClient, 5, "the probe reached the cluster")
 	assert.Equal(t, BreakerOpen, r.BreakerState("a"))
-	require.ErrorIs(t, r.ValidateConnection(ctx, "a"), ErrCircuitOpen)
+	require.ErrorIs(t, get("a"), ErrCircuitOpen)
 
 	// The cluster is back: the next probe closes the breaker.
 	down = false
 	clk.SetTime(clk.Now().Add(time.Minute))
-	require.NoError(t, r.ValidateConnection(ctx, "a"))
+	require.NoError(t, get("a"))
 	assert.Equal(t, BreakerClosed, r.BreakerState("a"))
-	require.NoError(t, r.ValidateConnection(ctx, "a"))
+	require.NoError(t, get("a"))
 }
 
 func TestHalfOpenLetsExactlyOneProbeThrough(t *testing.T) {
 	mock := NewMockClientManager()
+	cluster := fake.NewClientBuilder().WithScheme(testScheme(t)).Build()
 	var fail = true
 	probing, release := make(chan struct{}), make(chan struct{})
-	mock.ValidateConnectionFunc = func(_ context.Context, name string) error {
+	mock.GetClientForConfigFunc = func(_ context.Context, name string) (client.Client, error) {
 		if fail {
-			return unreachable(name)
+			return nil, unreachable(name)
 		}
 		close(probing)
 		<-release
-		return nil
+		return cluster, nil
 	}
 	r, clk, _ := newResilient(mock, ResilienceOptions{Attempts: 1, FailureThreshold: 1, CoolDown: time.Second})
 	ctx := context.Background()
-	require.Error(t, r.ValidateConnection(ctx, "a"))
+	_, err := r.GetClientForConfig(ctx, "a")
+	require.Error(t, err)
 	fail = false
 	clk.SetTime(clk.Now().Add(time.Second))
 
 	done := make(chan error)
-	go func() { done <- r.ValidateConnection(ctx, "a") }()
+	go func() {
+		_, err := r.GetClientForConfig(ctx, "a")
+		done <- err
+	}()
 	<-probing
-	err := r.ValidateConnection(ctx, "a")
+	_, err = r.GetClientForConfig(ctx, "a")
 	require.ErrorIs(t, err, ErrCircuitOpen, "a second call while the probe runs fails fast")
 	close(release)
 	require.NoError(t, <-done)
 	assert.Equal(t, BreakerClosed, r.BreakerState("a"))
-	assert.Len(t, mock.Snapshot().ValidateConnection, 2)
+	assert.Len(t, mock.Snapshot().GetClient, 2)
 }
 
 func TestCallerCancellationDoesNotCountAsFailure(t *testing.T) {
 	mock := NewMockClientManager()
 	ctx, cancel := context.WithCancel(context.Background())
-	mock.ValidateConnectionFunc = func(ctx context.Context, name string) error {
+	mock.GetClientForConfigFunc = func(ctx context.Context, name string) (client.Client, error) {
 		cancel()
-		return &Error{Kind: ErrClusterUnreachable, Config: name, cause: ctx.Err()}
+		return nil, &Error{Kind: ErrClusterUnreachable, Config: name, cause: ctx.Err()}
 	}
 	r, _, waits := newResilient(mock, ResilienceOptions{FailureThreshold: 1})
-	require.Error(t, r.ValidateConnection(ctx, "a"))
+	_, err := r.GetClientForConfig(ctx, "a")
+	require.Error(t, err)
 	assert.Equal(t, BreakerClosed, r.BreakerState("a"))
 	assert.Empty(t, *waits, "no retry once the caller has given up")
+}
+
+// ValidateConnection is a probe: a dark cluster costs one try and reports
+// its own error, also while the config's breaker is open, and the probe
+// neither opens nor closes the breaker.
+func TestValidateConnectionIsNeitherRetriedNorGuarded(t *testing.T) {
+	mock := NewMockClientManager()
+	mock.GetClientError = unreachable("a")
+	mock.ValidateConnectionError = unreachable("a")
+	r, _, waits := newResilient(mock, ResilienceOptions{Attempts: 3, FailureThreshold: 1, CoolDown: time.Minute})
+	ctx := context.Background()
+
+	err := r.ValidateConnection(ctx, "a")
+	require.ErrorIs(t, err, ErrClusterUnreachable)
+	assert.NotErrorIs(t, err, ErrCircuitOpen)
+	assert.Len(t, mock.Snapshot().ValidateConnection, 1, "not retried")
+	assert.Empty(t, *waits)
+	assert.Equal(t, BreakerClosed, r.BreakerState("a"), "a probe's failure does not count towards the breaker")
+
+	_, err = r.GetClientForConfig(ctx, "a")
+	require.ErrorIs(t, err, ErrClusterUnreachable)
+	require.Equal(t, BreakerOpen, r.BreakerState("a"))
+
+	err = r.ValidateConnection(ctx, "a")
+	require.ErrorIs(t, err, ErrClusterUnreachable)
+	assert.NotErrorIs(t, err, ErrCircuitOpen, "the probe reaches the cluster while the breaker is open")
+	assert.Len(t, mock.Snapshot().ValidateConnection, 2)
+
+	mock.ValidateConnectionError = nil
+	mock.AddMockedClient("a", fake.NewClientBuilder().WithScheme(testScheme(t)).Build())
+	require.NoError(t, r.ValidateConnection(ctx, "a"), "the cluster as it is now")
+	assert.Equal(t, BreakerOpen, r.BreakerState("a"), "nor does its success close the breaker")
 }
 
 func TestGuardedClientFeedsTheBreaker(t *testing.T) {
@@ -268,13 +311,15 @@ func TestGuardedClientFeedsTheBreaker(t *testing.T) {
 func TestPlacementByAnnotationFailsFastWhileOpen(t *testing.T) {
 	mock := NewMockClientManager()
 	mock.AddMockedClient("a", fake.NewClientBuilder().WithScheme(testScheme(t)).Build())
-	mock.ValidateConnectionError = unreachable("a")
+	mock.GetClientError = unreachable("a")
 	r, _, _ := newResilient(mock, ResilienceOptions{Attempts: 1, FailureThreshold: 1})
-	require.Error(t, r.ValidateConnection(context.Background(), "a"))
+	_, err := r.GetClientForConfig(context.Background(), "a")
+	require.Error(t, err)
+	mock.GetClientError = nil
 
 	machine := &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m",
 		Annotations: map[string]string{names.PlacementAnnotation: "a"}}}
-	_, _, err := r.GetOrCreateClientFromMachine(context.Background(), machine)
+	_, _, err = r.GetOrCreateClientFromMachine(context.Background(), machine)
 	require.ErrorIs(t, err, ErrCircuitOpen)
 	assert.Empty(t, mock.Snapshot().GetOrCreateFromMachine)
 
