@@ -21,6 +21,11 @@ type ModuleOptions struct {
 	DefaultConfig string
 	// Resilience tunes the retry and circuit-breaker decorator.
 	Resilience ResilienceOptions
+	// QPS and Burst are the client-side rate limit towards each KubeVirt
+	// cluster (KUBEVIRT_QPS, KUBEVIRT_BURST); zero means DefaultQPS and
+	// DefaultBurst.
+	QPS   float32
+	Burst int
 }
 
 type moduleParams struct {
@@ -60,8 +65,14 @@ func newModuleClientManager(p moduleParams) (ClientManager, error) {
 	if err != nil {
 		return nil, err
 	}
-	cm, err := NewKubevirtClientManager(p.Supervisor, s, p.Options.ConfigNamespace,
-		WithDefaultConfig(p.Options.DefaultConfig), WithLogger(p.Logger.WithName("clients")))
+	opts := []Option{WithDefaultConfig(p.Options.DefaultConfig), WithLogger(p.Logger.WithName("clients"))}
+	if p.Options.QPS != 0 {
+		opts = append(opts, WithQPS(p.Options.QPS))
+	}
+	if p.Options.Burst != 0 {
+		opts = append(opts, WithBurst(p.Options.Burst))
+	}
+	cm, err := NewKubevirtClientManager(p.Supervisor, s, p.Options.ConfigNamespace, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("KubevirtClientManager: %w", err)
 	}

@@ -62,6 +62,7 @@ func load(args []string, lookup func(string) (string, bool), usage io.Writer) (c
 	var c config
 	c.Temporal.Bind(b)
 	fs.StringVar(&c.Supervisor.Kubeconfig, "kubeconfig", "", "kubeconfig of the supervisor cluster; default: $KUBECONFIG, then in-cluster, then ~/.kube/config")
+	c.Supervisor.Bind(b)
 	b.String(&c.Controller.Trigger.TaskQueue, "task-queue", "TASK_QUEUE", workflows.DefaultTaskQueue, "Temporal task queue the workflows are started on")
 	b.Duration(&c.Controller.Trigger.BootTimeout, "boot-timeout", "BOOT_TIMEOUT", 0, "how long ProvisionMachine waits for a VM to run; 0: the workflow's default ("+workflows.DefaultBootTimeout.String()+")")
 	b.Duration(&c.Controller.Trigger.RetryBackoff.Initial, "retry-backoff-initial", "RETRY_BACKOFF_INITIAL", controller.DefaultRetryInitial, "wait after a failed workflow before the next attempt; doubles per attempt")
@@ -115,5 +116,6 @@ func (c config) validate() error {
 	p.DNSLabel("LEADER_ELECTION_NAMESPACE", m.LeaderElectionNamespace)
 	p.Positive("STOP_TIMEOUT", m.StopTimeout)
 	p.File("--kubeconfig", c.Supervisor.Kubeconfig)
+	p.Add(c.Supervisor.Validate())
 	return p.Err()
 }

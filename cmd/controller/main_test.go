@@ -26,6 +26,7 @@ import (
 	"github.com/machineflow/machineflow/internal/devtemporal"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/supervisor"
 	"github.com/machineflow/machineflow/internal/testenv"
 	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
@@ -44,6 +45,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, managerOptions{MetricsAddress: ":8080", ProbeAddress: ":8081", LeaderElect: true,
 		LeaderElectionID: "machineflow-controller", LeaderElectionNamespace: "machineflow-system", StopTimeout: 20 * time.Second}, c.Manager)
 	assert.Equal(t, "localhost:7233", c.Temporal.Address)
+	assert.Equal(t, supervisor.Options{QPS: supervisor.DefaultQPS, Burst: supervisor.DefaultBurst}, c.Supervisor)
 }
 
 func TestEnvironmentAndFlagsWin(t *testing.T) {
@@ -52,7 +54,9 @@ func TestEnvironmentAndFlagsWin(t *testing.T) {
 		"REQUEUE_MAX":               "5m",
 		"LEADER_ELECTION_NAMESPACE": "ops",
 		"TEMPORAL_ADDRESS":          "temporal:7233",
-	}, "--max-concurrent-reconciles=2", "--leader-elect=false", "--boot-timeout=20m")
+		"SUPERVISOR_QPS":            "200",
+		"SUPERVISOR_BURST":          "300",
+	}, "--max-concurrent-reconciles=2", "--leader-elect=false", "--boot-timeout=20m", "--supervisor-burst=400")
 	require.NoError(t, err)
 	assert.Equal(t, 2, c.Controller.MaxConcurrentReconciles, "the flag wins over the variable")
 	assert.Equal(t, 5*time.Minute, c.Controller.RequeueMax)
@@ -60,6 +64,7 @@ func TestEnvironmentAndFlagsWin(t *testing.T) {
 	assert.False(t, c.Manager.LeaderElect)
 	assert.Equal(t, 20*time.Minute, c.Controller.Trigger.BootTimeout)
 	assert.Equal(t, "temporal:7233", c.Temporal.Address)
+	assert.Equal(t, supervisor.Options{QPS: 200, Burst: 400}, c.Supervisor)
 
 	c, err = loadWith(map[string]string{"LEADER_ELECT": "false"})
 	require.NoError(t, err)
@@ -81,6 +86,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		"LOG_FORMAT":                "xml",
 		"LEADER_ELECT":              "sometimes",
 		"TEMPORAL_API_KEY":          "very-secret-api-key",
+		"SUPERVISOR_QPS":            "0",
 	}, "--kubeconfig=/does/not/exist")
 	require.Error(t, err)
 	for _, want := range []string{
@@ -93,6 +99,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		`LOG_FORMAT="xml"`,
 		`LEADER_ELECT="sometimes": not a boolean (true or false)`,
 		"--kubeconfig: stat /does/not/exist",
+		"SUPERVISOR_QPS=0: must be positive",
 	} {
 		assert.ErrorContains(t, err, want)
 	}

@@ -7,9 +7,18 @@
 // --kubeconfig when given, else from controller-runtime's rules (the
 // KUBECONFIG variable, the in-cluster service account, ~/.kube/config), so
 // in a pod it needs no setting at all.
+//
+// Its client-side rate limit (SUPERVISOR_QPS, SUPERVISOR_BURST) applies to
+// each API resource on its own: controller-runtime gives every resource
+// type its own REST client, and each REST client its own token bucket. A
+// worker provisioning many Machines at once is bound by the Machine
+// resource, which its steps read and write (about 22 requests per
+// provision: each of nine status writes is a Get and an Update), so the
+// default 50 QPS allows about 2 provisions a second.
 package supervisor
 
 import (
+	"cmp"
 	"fmt"
 
 	"go.uber.org/fx"
@@ -18,7 +27,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
+	"github.com/machineflow/machineflow/internal/config/check"
+	"github.com/machineflow/machineflow/internal/config/envflag"
 	"github.com/machineflow/machineflow/internal/scheme"
+)
+
+// Default client-side limits towards the supervisor, per API resource:
+// above controller-runtime's 20/30 because a worker's activities read and
+// write Machines in bursts when many provision at once, and low enough
+// that one worker cannot crowd out the supervisor's other clients.
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
 )
 
 // Options say how to reach the supervisor.
@@ -26,14 +46,27 @@ type Options struct {
 	// Kubeconfig is a kubeconfig file (--kubeconfig); empty follows
 	// controller-runtime's rules.
 	Kubeconfig string
+	// QPS and Burst are the client-side rate limit per API resource
+	// (SUPERVISOR_QPS, SUPERVISOR_BURST); zero means DefaultQPS and
+	// DefaultBurst.
+	QPS   float32
+	Burst int
 }
 
-// Client-side limits towards the supervisor: a worker's activities read
-// and write Machines in bursts when many provision at once.
-const (
-	qps   = 50
-	burst = 100
-)
+// Bind registers the rate-limit settings; each binary binds --kubeconfig
+// itself.
+func (o *Options) Bind(b *envflag.Binder) {
+	b.Float32(&o.QPS, "supervisor-qps", "SUPERVISOR_QPS", DefaultQPS, "requests per second to the supervisor, per API resource (Machines, Secrets, ...)")
+	b.Int(&o.Burst, "supervisor-burst", "SUPERVISOR_BURST", DefaultBurst, "requests to the supervisor per API resource allowed at once above SUPERVISOR_QPS")
+}
+
+// Validate reports invalid rate-limit settings, naming their variables.
+func (o Options) Validate() error {
+	var p check.Problems
+	p.PositiveNumber("SUPERVISOR_QPS", float64(o.QPS))
+	p.AtLeastOne("SUPERVISOR_BURST", o.Burst)
+	return p.Err()
+}
 
 // RESTConfig loads the supervisor's REST config.
 func RESTConfig(o Options) (*rest.Config, error) {
@@ -50,7 +83,7 @@ func RESTConfig(o Options) (*rest.Config, error) {
 		// Neither error quotes credentials: they name files and variables.
 		return nil, fmt.Errorf("supervisor kubeconfig (--kubeconfig, KUBECONFIG or in-cluster): %w", err)
 	}
-	cfg.QPS, cfg.Burst = qps, burst
+	cfg.QPS, cfg.Burst = cmp.Or(o.QPS, DefaultQPS), cmp.Or(o.Burst, DefaultBurst)
 	return cfg, nil
 }
 

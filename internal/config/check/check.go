@@ -46,6 +46,13 @@ func (p *Problems) Positive(setting string, d time.Duration) {
 	}
 }
 
+// PositiveNumber requires a number above zero, such as a rate.
+func (p *Problems) PositiveNumber(setting string, v float64) {
+	if !(v > 0) {
+		p.Addf("%s=%g: must be positive", setting, v)
+	}
+}
+
 // AtLeastOne requires a count of one or more.
 func (p *Problems) AtLeastOne(setting string, n int) {
 	if n < 1 {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -56,6 +57,14 @@ func (b *Binder) Duration(p *time.Duration, name, env string, def time.Duration,
 // Int binds an integer setting.
 func (b *Binder) Int(p *int, name, env string, def int, usage string) {
 	b.fs.IntVar(p, name, def, b.usage(usage, env))
+	b.bindings = append(b.bindings, binding{flag: name, env: env})
+}
+
+// Float32 binds a number setting, such as a client's requests per second
+// (client-go keeps those as float32).
+func (b *Binder) Float32(p *float32, name, env string, def float32, usage string) {
+	*p = def
+	b.fs.Var((*float32Value)(p), name, b.usage(usage, env))
 	b.bindings = append(b.bindings, binding{flag: name, env: env})
 }
 
@@ -136,3 +145,18 @@ func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
 
 // IsBoolFlag lets the flag stand alone on the command line.
 func (v *boolValue) IsBoolFlag() bool { return true }
+
+// float32Value is a finite number: strconv also parses NaN and Inf, which
+// no setting means.
+type float32Value float32
+
+func (f *float32Value) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 32)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return errors.New("not a number (e.g. 50, 2.5)")
+	}
+	*f = float32Value(v)
+	return nil
+}
+
+func (f *float32Value) String() string { return strconv.FormatFloat(float64(*f), 'g', -1, 32) }

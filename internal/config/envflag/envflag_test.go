@@ -106,3 +106,38 @@ func TestParseTakesFlagsOnlyAndReturnsVariableErrorsApart(t *testing.T) {
 	_, err = b.Parse([]string{"--count=x"}, env(nil))
 	require.EqualError(t, err, `invalid value "x" for flag -count: parse error`)
 }
+
+func TestFloat32(t *testing.T) {
+	for name, tc := range map[string]struct {
+		env     map[string]string
+		args    []string
+		want    float32
+		wantErr string
+	}{
+		"default":        {nil, nil, 50, ""},
+		"variable":       {map[string]string{"QPS": "2.5"}, nil, 2.5, ""},
+		"flag wins":      {map[string]string{"QPS": "2.5"}, []string{"--qps=400"}, 400, ""},
+		"not a number":   {map[string]string{"QPS": "fast"}, nil, 50, `QPS="fast": not a number (e.g. 50, 2.5)`},
+		"NaN":            {map[string]string{"QPS": "NaN"}, nil, 50, `QPS="NaN": not a number (e.g. 50, 2.5)`},
+		"infinite":       {map[string]string{"QPS": "+Inf"}, nil, 50, `QPS="+Inf": not a number (e.g. 50, 2.5)`},
+		"beyond float32": {map[string]string{"QPS": "1e39"}, nil, 50, `QPS="1e39": not a number (e.g. 50, 2.5)`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := flag.NewFlagSet("prog", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			b := New(fs)
+			var qps float32
+			b.Float32(&qps, "qps", "QPS", 50, "requests per second")
+			envErr, err := b.Parse(tc.args, env(tc.env))
+			require.NoError(t, err)
+			if tc.wantErr != "" {
+				require.EqualError(t, envErr, tc.wantErr)
+			} else {
+				require.NoError(t, envErr)
+			}
+			assert.Equal(t, tc.want, qps)
+			assert.Equal(t, "50", fs.Lookup("qps").DefValue)
+			assert.Equal(t, "requests per second [$QPS]", fs.Lookup("qps").Usage)
+		})
+	}
+}
