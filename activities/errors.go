@@ -29,11 +29,17 @@ func classify(err error, what string) error {
 	if errors.As(err, &appErr) {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	// Before the deadline check: a request's own timeout is the cluster
+	// not answering, and the clients package says so; the activity's
+	// deadline, the other way to get here, leaves nobody to read the result.
 	if errType, final, ok := classifyClientsError(err); ok {
 		return newAppError(errType, final, err, "%s", what)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
 	var netErr net.Error
 	switch {

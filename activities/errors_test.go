@@ -1,7 +1,9 @@
 package activities
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 
@@ -17,7 +19,9 @@ import (
 
 // TestClassifiedMessagesSayWhatIsWrong: the workflows put an application
 // error's message, without its cause, on the Machine's status, so the
-// message must carry what went wrong and not only what was being done.
+// message must carry what went wrong and not only what was being done;
+// a request that timed out is an unreachable cluster, not the activity's
+// own deadline.
 func TestClassifiedMessagesSayWhatIsWrong(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
 	for _, tc := range []struct {
@@ -33,6 +37,9 @@ func TestClassifiedMessagesSayWhatIsWrong(t *testing.T) {
 			apierrors.NewForbidden(schema.GroupResource{Resource: "virtualmachines"}, "vm", errors.New("RBAC says no")),
 			`place Machine ns/vm: virtualmachines "vm" is forbidden: RBAC says no`},
 		{"transport", ErrTypeClusterUnreachable, false, refused, "place Machine ns/vm: dial tcp: connect: connection refused"},
+		{"request timeout", ErrTypeClusterUnreachable, false,
+			clients.ClassifyRemoteError("c", fmt.Errorf("Get \"https://10.0.0.1/apis\": %w", context.DeadlineExceeded)),
+			`place Machine ns/vm: KubevirtConfig "c": cluster unreachable: Get "https://10.0.0.1/apis": context deadline exceeded`},
 		// What the client's discovery returns while a restarted API server
 		// has not published its CRDs yet: retried, not a failed Machine.
 		{"API not in discovery", ErrTypeClusterUnreachable, false,
