@@ -52,6 +52,12 @@ func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm RemoteMachine)
 		res.Deleted = append(res.Deleted, "VirtualMachine "+where)
 	}
 	err = a.waitGone(ctx, func() (string, error) {
+		// A new client per look, as in WaitForVirtualMachine: the wait
+		// may outlive the credentials it started with.
+		c, err := a.remote(ctx, rm.KubevirtConfig)
+		if err != nil {
+			return "", err
+		}
 		for _, o := range []struct {
 			kind string
 			obj  client.Object

@@ -28,10 +28,6 @@ type WaitProgress struct {
 // so a slow but healthy boot is never given up on here.
 func (a *Activities) WaitForVirtualMachine(ctx context.Context, rm RemoteMachine) (VMObservation, error) {
 	logger := activity.GetLogger(ctx)
-	c, err := a.remote(ctx, rm.KubevirtConfig)
-	if err != nil {
-		return VMObservation{}, err
-	}
 	progress := WaitProgress{}
 	if activity.HasHeartbeatDetails(ctx) {
 		if err := activity.GetHeartbeatDetails(ctx, &progress); err != nil {
@@ -47,6 +43,14 @@ func (a *Activities) WaitForVirtualMachine(ctx context.Context, rm RemoteMachine
 
 	delay := a.settings.PollInitial
 	for {
+		// The client is asked for on every poll: a wait outlives a
+		// kubeconfig rotation, and once the ClientManager has picked up
+		// the new Secret the old credentials may be revoked. The cached
+		// lookup costs nothing.
+		c, err := a.remote(ctx, rm.KubevirtConfig)
+		if err != nil {
+			return VMObservation{}, err
+		}
 		obs, done, err := a.pollVM(ctx, c, rm)
 		if err != nil {
 			return VMObservation{}, err
