@@ -27,11 +27,33 @@
 //     themselves; a reconcile runs when the Machine's generation,
 //     deletion, finalizers, names.ForceDeprovisionAnnotation or the ISO
 //     annotations change (MachinePredicate lets no status-only update
-//     through), and on its own requeues: while a run is open, after as
-//     long as the run has been running (a doubling interval kept without
-//     state, within RequeueMin and RequeueMax), and for a failed run at
-//     its retry time. A Machine
+//     through), when a run it reported open closes, and on its own
+//     requeues: while a run is open, after as long as the run has been
+//     running (a doubling interval kept without state, within RequeueMin
+//     and RequeueMax), and for a failed run at its retry time. A Machine
 //     whose provision completed is never requeued.
+//   - The controller waits for an open run's close instead of finding it
+//     at the next requeue, which came up to as long again as the run had
+//     lasted (a deleted Machine stayed seconds to minutes after its
+//     DeprovisionMachine completed). After a reconcile that reports an
+//     open run, one goroutine per Machine (runWaiters) blocks in
+//     Trigger.AwaitClose, for Temporal a long poll for the run's close
+//     event, and adds the Machine to the controller's queue (a
+//     source.Func watch) the moment the run closes. A waiter lasts until
+//     the Machine's requeue and a RequeueMin more, so each requeue
+//     renews it and a Machine forgotten by the controller is not awaited
+//     for long; the requeue stays as the safety net, so correctness never
+//     depends on a waiter (none while the manager is not running, beyond
+//     MaxRunWaiters, or after an error). Closed runs have no waiter: a
+//     Machine at rest costs nothing. Waiters run with the manager (a
+//     runnable elected with the controller), end when it stops, and are
+//     counted in the machineflow_controller_run_waiters gauge.
+//     MaxRunWaiters (500) bounds the long polls, each a stream on the
+//     Temporal client's connection: a proxy that caps HTTP/2 streams per
+//     connection (nginx: 128) would make the controller's other calls
+//     queue behind them, so set it below such a cap. The workflows do not
+//     remove the finalizer themselves: it is the controller's, released
+//     only by a reconcile that saw the deprovision complete.
 //   - Events follow condition changes. The reconciler writes its
 //     LifecycleWorkflow condition (which names the run) and SpecApplied with
 //     one status patch guarded by the resourceVersion, and emits an Event

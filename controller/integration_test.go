@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vitistack/common/pkg/v1alpha1"
@@ -90,6 +91,13 @@ func newE2E(t *testing.T) *e2e {
 // which may be called more than once.
 func (s *e2e) startManager(t *testing.T) (stop func() error) {
 	t.Helper()
+	return s.startManagerRequeue(t, 200*time.Millisecond, 5*time.Second)
+}
+
+// startManagerRequeue is startManager with the reconciler's RequeueMin
+// and RequeueMax.
+func (s *e2e) startManagerRequeue(t *testing.T, requeueMin, requeueMax time.Duration) (stop func() error) {
+	t.Helper()
 	cfg := rest.CopyConfig(s.env.Supervisor.Config)
 	cfg.Wrap(s.requests.wrap)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -103,7 +111,7 @@ func (s *e2e) startManager(t *testing.T) (stop func() error) {
 		LeaderElectionReleaseOnCancel: true,
 	})
 	require.NoError(t, err)
-	r := &MachineReconciler{Trigger: s.trigger, RequeueMin: 200 * time.Millisecond, RequeueMax: 5 * time.Second}
+	r := &MachineReconciler{Trigger: s.trigger, RequeueMin: requeueMin, RequeueMax: requeueMax}
 	// One process runs several managers in turn: the controller name is
 	// registered again each time.
 	require.NoError(t, r.SetupWithManager(mgr, crcontroller.Options{MaxConcurrentReconciles: 8, SkipNameValidation: ptr.To(true)}))
@@ -350,6 +358,39 @@ func TestIntegration(t *testing.T) {
 		t.Logf("steady state, %d Running Machines, %s: %d API requests (%v); %.1f/min for leader election, %.3f/min per Machine otherwise; %d Trigger calls",
 			len(machines), window, total, delta, perMinute(leases), perMinute(total-leases)/float64(len(machines)), ensures)
 		assert.Zero(t, ensures, "a Running Machine is never requeued")
+	})
+
+	t.Run("a closed run reaches its Machine at once, not at the requeue", func(t *testing.T) {
+		require.NoError(t, stop())
+		// Requeues of ten minutes and more: within the bounds below, only
+		// the run waiters can tell the reconciler that a run closed.
+		stop = s.startManagerRequeue(t, 10*time.Minute, time.Hour)
+		wns := s.namespace(t, "waiters")
+		s.createMachine(t, wns, "w1", func(m *v1alpha1.Machine) {
+			m.Annotations = map[string]string{kubevirtsim.BootDelayAnnotation: "2s"}
+		})
+		s.waitRun(t, workflows.ProvisionWorkflowID(wns, "w1"))
+		require.Eventually(t, func() bool { return testutil.ToFloat64(runWaitersGauge) == 1 }, 30*time.Second, 20*time.Millisecond,
+			"a waiter follows the open provision")
+		s.waitProvisioned(t, wns, "w1")
+		waitersRunning(t, 0)
+
+		m, err := s.machine(t, wns, "w1")
+		require.NoError(t, err)
+		require.NoError(t, s.env.Supervisor.Client.Delete(t.Context(), m))
+		s.waitGone(t, wns, "w1")
+		waitersRunning(t, 0)
+		assert.Empty(t, s.vms(t, wns))
+
+		// A run open when the manager stops: its waiter ends with it.
+		s.createMachine(t, wns, "w2", func(m *v1alpha1.Machine) {
+			m.Annotations = map[string]string{kubevirtsim.BootDelayAnnotation: "1h"}
+		})
+		s.waitRun(t, workflows.ProvisionWorkflowID(wns, "w2"))
+		waitersRunning(t, 1)
+		require.NoError(t, stop())
+		assert.Zero(t, testutil.ToFloat64(runWaitersGauge), "the manager stops after its waiters")
+		assert.Zero(t, waiterGoroutines())
 	})
 
 	t.Run("a Machine of another provider is left alone", func(t *testing.T) {

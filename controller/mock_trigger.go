@@ -24,13 +24,18 @@ import (
 // (or through Snapshot while it runs).
 //
 // Precedence in every method: the hook, then the injected error, then the
-// result set for the Machine, then the default.
+// result set for the Machine, then the default. AwaitClose has only a
+// hook: by default a run closes when a Set method replaces it for its
+// Machine by another run or a closed one.
 type MockTrigger struct {
 	mu          sync.Mutex
 	provision   map[string]Run
 	deprovision map[string]Run
 	ejectISO    map[string]Run
 	progress    map[string]Progress
+	// changed is closed and replaced whenever a result is set, to wake
+	// AwaitClose.
+	changed chan struct{}
 
 	// Injected errors.
 	EnsureProvisionedError   error
@@ -43,6 +48,7 @@ type MockTrigger struct {
 	EnsureDeprovisionedFunc func(ctx context.Context, machine *v1alpha1.Machine, force bool) (Run, error)
 	EnsureISOEjectedFunc    func(ctx context.Context, machine *v1alpha1.Machine) (Run, error)
 	ProgressFunc            func(ctx context.Context, namespace, name string) (Progress, error)
+	AwaitCloseFunc          func(ctx context.Context, run Run) error
 
 	// Clock stamps the StartTime of default runs; nil means time.Now.
 	Clock func() time.Time
@@ -52,6 +58,7 @@ type MockTrigger struct {
 	EnsureDeprovisionedCalls []MachineCall
 	EnsureISOEjectedCalls    []MachineCall
 	ProgressCalls            []string
+	AwaitCloseCalls          []Run
 }
 
 // MachineCall records one Ensure call: the Machine as "<namespace>/<name>",
@@ -66,7 +73,8 @@ var _ Trigger = (*MockTrigger)(nil)
 
 // NewMockTrigger returns a mock without results.
 func NewMockTrigger() *MockTrigger {
-	return &MockTrigger{provision: map[string]Run{}, deprovision: map[string]Run{}, ejectISO: map[string]Run{}, progress: map[string]Progress{}}
+	return &MockTrigger{provision: map[string]Run{}, deprovision: map[string]Run{}, ejectISO: map[string]Run{}, progress: map[string]Progress{},
+		changed: make(chan struct{})}
 }
 
 // SetProvision sets what EnsureProvisioned reports for a Machine from now
@@ -94,6 +102,8 @@ func (m *MockTrigger) set(results map[string]Run, id, key string, run Run) {
 		run.WorkflowID = id
 	}
 	results[key] = run
+	close(m.changed)
+	m.changed = make(chan struct{})
 }
 
 // SetProgress sets what Progress reports for a Machine.
@@ -197,12 +207,53 @@ func (m *MockTrigger) Progress(ctx context.Context, namespace, name string) (Pro
 	return p, nil
 }
 
+// AwaitClose implements Trigger: it returns nil once the result of the
+// run's Machine under its workflow ID is another run or not open (set
+// through SetProvision, SetDeprovision or SetEjectISO), and ctx's error
+// if ctx ends first. A default run never closes.
+func (m *MockTrigger) AwaitClose(ctx context.Context, run Run) error {
+	m.mu.Lock()
+	m.AwaitCloseCalls = append(m.AwaitCloseCalls, run)
+	hook := m.AwaitCloseFunc
+	m.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, run)
+	}
+	for {
+		m.mu.Lock()
+		closed, changed := m.closed(run), m.changed
+		m.mu.Unlock()
+		if closed {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// closed says whether the result under run's workflow ID is no longer
+// run, open.
+func (m *MockTrigger) closed(run Run) bool {
+	for _, results := range []map[string]Run{m.provision, m.deprovision, m.ejectISO} {
+		for _, r := range results {
+			if r.WorkflowID == run.WorkflowID {
+				return r.RunID != run.RunID || r.State != StateRunning
+			}
+		}
+	}
+	return false
+}
+
 // MockTriggerCalls is a copy of a MockTrigger's call records.
 type MockTriggerCalls struct {
 	EnsureProvisioned   []MachineCall
 	EnsureDeprovisioned []MachineCall
 	EnsureISOEjected    []MachineCall
 	Progress            []string
+	AwaitClose          []Run
 }
 
 // Snapshot copies the call records under the lock.
@@ -214,6 +265,7 @@ func (m *MockTrigger) Snapshot() MockTriggerCalls {
 		EnsureDeprovisioned: slices.Clone(m.EnsureDeprovisionedCalls),
 		EnsureISOEjected:    slices.Clone(m.EnsureISOEjectedCalls),
 		Progress:            slices.Clone(m.ProgressCalls),
+		AwaitClose:          slices.Clone(m.AwaitCloseCalls),
 	}
 }
 
@@ -225,6 +277,7 @@ func (m *MockTrigger) ResetCallTracking() {
 	m.EnsureDeprovisionedCalls = nil
 	m.EnsureISOEjectedCalls = nil
 	m.ProgressCalls = nil
+	m.AwaitCloseCalls = nil
 }
 
 func callOf(machine *v1alpha1.Machine, force bool) MachineCall {

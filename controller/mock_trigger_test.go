@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,4 +67,29 @@ func TestMockTriggerPrecedence(t *testing.T) {
 		calls.EnsureDeprovisioned)
 	assert.Len(t, calls.EnsureProvisioned, 1)
 	assert.Equal(t, []string{"ns/m1"}, calls.Progress)
+}
+
+func TestMockTriggerAwaitClose(t *testing.T) {
+	ctx := context.Background()
+	mock := NewMockTrigger()
+	m := testMachine("m1")
+	run, err := mock.EnsureDeprovisioned(ctx, m, false)
+	require.NoError(t, err)
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, mock.AwaitClose(short, run), context.DeadlineExceeded, "a default run never closes")
+
+	closed := make(chan error, 1)
+	go func() { closed <- mock.AwaitClose(ctx, run) }()
+	mock.SetProvision("ns", "m1", Run{RunID: "p1", State: StateCompleted})
+	mock.SetDeprovision("ns", "m1", Run{RunID: run.RunID, State: StateCompleted})
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("AwaitClose did not return when its run was set completed")
+	}
+	require.NoError(t, mock.AwaitClose(ctx, run), "closed already")
+	assert.Equal(t, []Run{run, run, run}, mock.Snapshot().AwaitClose)
 }

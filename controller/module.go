@@ -17,8 +17,9 @@ type ModuleOptions struct {
 	// ReconcileTimeout bounds one reconcile; zero means
 	// DefaultReconcileTimeout.
 	ReconcileTimeout time.Duration
-	// RequeueMin and RequeueMax go to MachineReconciler.
+	// RequeueMin, RequeueMax and MaxRunWaiters go to MachineReconciler.
 	RequeueMin, RequeueMax time.Duration
+	MaxRunWaiters          int
 }
 
 // Module provides a TemporalTrigger as the graph's Trigger, built on its
@@ -27,7 +28,7 @@ type ModuleOptions struct {
 var Module = fx.Module("controller",
 	fx.Provide(func(c client.Client, o ModuleOptions) (Trigger, error) { return NewTemporalTrigger(c, o.Trigger) }),
 	fx.Invoke(func(mgr ctrl.Manager, t Trigger, o ModuleOptions) error {
-		r := &MachineReconciler{Trigger: t, RequeueMin: o.RequeueMin, RequeueMax: o.RequeueMax}
+		r := &MachineReconciler{Trigger: t, RequeueMin: o.RequeueMin, RequeueMax: o.RequeueMax, MaxRunWaiters: o.MaxRunWaiters}
 		return r.SetupWithManager(mgr, crcontroller.Options{
 			MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 			ReconciliationTimeout:   o.ReconcileTimeout,

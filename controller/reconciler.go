@@ -9,6 +9,7 @@ import (
 
 	"github.com/vitistack/common/pkg/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -49,14 +50,23 @@ type MachineReconciler struct {
 	// RequeueMin and RequeueMax bound the wait before looking again at an
 	// open workflow; zero means DefaultRequeueMin and DefaultRequeueMax.
 	RequeueMin, RequeueMax time.Duration
+	// MaxRunWaiters bounds the open runs whose close is awaited at once
+	// (Trigger.AwaitClose; see doc.go); zero means DefaultMaxRunWaiters,
+	// negative none: the requeues alone then notice that runs closed.
+	MaxRunWaiters int
 	// Clock defaults to time.Now.
 	Clock func() time.Time
+
+	// waiters, set up by SetupWithManager, reconcile a Machine when its
+	// open run closes; nil without a manager.
+	waiters *runWaiters
 }
 
-// SetupWithManager registers the reconciler for Machines with mgr. Unset
-// Client and Recorder come from the manager; opts.ReconciliationTimeout
-// defaults to DefaultReconcileTimeout so that a Temporal call that hangs
-// cannot hold a worker.
+// SetupWithManager registers the reconciler for Machines with mgr, and
+// its run waiters (unless MaxRunWaiters is negative) as a runnable and a
+// watch of the controller. Unset Client and Recorder come from the
+// manager; opts.ReconciliationTimeout defaults to DefaultReconcileTimeout
+// so that a Temporal call that hangs cannot hold a worker.
 func (r *MachineReconciler) SetupWithManager(mgr ctrl.Manager, opts crcontroller.Options) error {
 	if r.Trigger == nil {
 		return fmt.Errorf("machine reconciler: Trigger is nil")
@@ -70,11 +80,22 @@ func (r *MachineReconciler) SetupWithManager(mgr ctrl.Manager, opts crcontroller
 	if opts.ReconciliationTimeout == 0 {
 		opts.ReconciliationTimeout = DefaultReconcileTimeout
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.Machine{}, builder.WithPredicates(MachinePredicate())).
-		WithOptions(opts).
-		Complete(r)
+		WithOptions(opts)
+	r.waiters = nil
+	if limit := r.MaxRunWaiters; limit >= 0 {
+		if limit == 0 {
+			limit = DefaultMaxRunWaiters
+		}
+		r.waiters = newRunWaiters(r.Trigger.AwaitClose, limit, mgr.GetLogger().WithName(ControllerName).WithName("run-waiters"))
+		if err := mgr.Add(r.waiters); err != nil {
+			return fmt.Errorf("machine reconciler: add the run waiters: %w", err)
+		}
+		b = b.WatchesRawSource(r.waiters.source())
+	}
+	return b.Complete(r)
 }
 
 // MachinePredicate passes the Machine events a reconcile acts on: Machines
@@ -117,6 +138,9 @@ func ours(obj client.Object) bool {
 func (r *MachineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	m := &v1alpha1.Machine{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.waiters.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	hasFinalizer := controllerutil.ContainsFinalizer(m, names.Finalizer)
@@ -151,7 +175,7 @@ func (r *MachineReconciler) reconcileProvision(ctx context.Context, m *v1alpha1.
 		return ctrl.Result{}, err
 	}
 	if !wantsISOEjected(m, run) {
-		return r.requeue(run), nil
+		return r.requeue(m, run), nil
 	}
 	iso, err := r.Trigger.EnsureISOEjected(ctx, m)
 	if err != nil {
@@ -160,7 +184,7 @@ func (r *MachineReconciler) reconcileProvision(ctx context.Context, m *v1alpha1.
 	if err := r.setConditions(ctx, m, workflows.EjectISOName, workflowCondition(ejectISOKind, iso)); err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.requeue(iso), nil
+	return r.requeue(m, iso), nil
 }
 
 // wantsISOEjected says whether to ensure EjectISO: the Machine is Running
@@ -188,7 +212,7 @@ func (r *MachineReconciler) reconcileDelete(ctx context.Context, m *v1alpha1.Mac
 		if err := r.setConditions(ctx, m, workflows.DeprovisionMachineName, workflowCondition(deprovisionKind, run)); err != nil {
 			return ctrl.Result{}, err
 		}
-		return r.requeue(run), nil
+		return r.requeue(m, run), nil
 	}
 	if err := r.patchFinalizer(ctx, m, false); err != nil {
 		return ctrl.Result{}, err
@@ -196,27 +220,34 @@ func (r *MachineReconciler) reconcileDelete(ctx context.Context, m *v1alpha1.Mac
 	ctrl.LoggerFrom(ctx).Info("Released the finalizer after deprovisioning", "workflowId", run.WorkflowID, "runId", run.RunID)
 	r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, EventDeprovisionCompleted, workflows.DeprovisionMachineName,
 		"%s %s run %s completed; finalizer %s removed", workflows.DeprovisionMachineName, run.WorkflowID, run.RunID, names.Finalizer)
-	return ctrl.Result{}, nil
+	return r.requeue(m, run), nil
 }
 
-// requeue says when to look at a run again. A completed run needs no
-// look: only a change to the Machine can ask for more. An open run is
-// looked at after as long as it has been running (so the interval doubles
-// without any state kept here), within [RequeueMin, RequeueMax]. A failed
-// run is looked at when the Trigger will retry it.
-func (r *MachineReconciler) requeue(run Run) ctrl.Result {
+// requeue says when to look at the Machine's run again. A completed run
+// needs no look: only a change to the Machine can ask for more. An open
+// run is looked at after as long as it has been running (so the interval
+// doubles without any state kept here), within [RequeueMin, RequeueMax],
+// and its close is awaited until then and a RequeueMin more (so the
+// waiter overlaps the requeue that replaces it); that requeue is the
+// safety net of the waiter. A failed run is looked at when the Trigger
+// will retry it.
+func (r *MachineReconciler) requeue(m *v1alpha1.Machine, run Run) ctrl.Result {
 	lo, hi := r.requeueBounds()
 	now := r.now()
-	switch run.State {
-	case StateRunning:
-		return ctrl.Result{RequeueAfter: clamp(now.Sub(run.StartTime), lo, hi)}
-	case StateFailed:
-		if run.RetryAt.IsZero() {
-			return ctrl.Result{RequeueAfter: hi}
-		}
-		return ctrl.Result{RequeueAfter: max(run.RetryAt.Sub(now), lo)}
+	key := client.ObjectKeyFromObject(m)
+	if run.State == StateRunning {
+		wait := clamp(now.Sub(run.StartTime), lo, hi)
+		r.waiters.follow(key, run, wait+lo)
+		return ctrl.Result{RequeueAfter: wait}
 	}
-	return ctrl.Result{}
+	r.waiters.forget(key)
+	switch {
+	case run.State != StateFailed:
+		return ctrl.Result{}
+	case run.RetryAt.IsZero():
+		return ctrl.Result{RequeueAfter: hi}
+	}
+	return ctrl.Result{RequeueAfter: max(run.RetryAt.Sub(now), lo)}
 }
 
 // setConditions writes the conditions that changed in one status patch,

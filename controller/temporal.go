@@ -339,6 +339,22 @@ func (t *TemporalTrigger) start(ctx context.Context, kind workflowKind, m *v1alp
 	}, nil
 }
 
+// AwaitClose implements Trigger with a long poll for the run's close
+// event (GetWorkflowExecutionHistory waiting for new events, filtered to
+// the close event), which the server answers when the run closes: one
+// request per server long-poll interval while the run is open, and no
+// result or failure to decode.
+func (t *TemporalTrigger) AwaitClose(ctx context.Context, run Run) error {
+	events := t.client.GetWorkflowHistory(ctx, run.WorkflowID, run.RunID, true, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	if !events.HasNext() {
+		return fmt.Errorf("wait for workflow %s run %s to close: the server returned no close event", run.WorkflowID, run.RunID)
+	}
+	if _, err := events.Next(); err != nil {
+		return fmt.Errorf("wait for workflow %s run %s to close: %w", run.WorkflowID, run.RunID, err)
+	}
+	return nil
+}
+
 // forceOpenRun sends the force update to an open deprovision. The update
 // ID makes repeated calls one update per run for the server.
 func (t *TemporalTrigger) forceOpenRun(ctx context.Context, r Run) (Run, error) {

@@ -391,6 +391,34 @@ func TestTemporalTrigger(t *testing.T) {
 		assert.Equal(t, failed.Failure, p.Provision.Failure)
 	})
 
+	t.Run("AwaitClose returns when the run closes, however it ends", func(t *testing.T) {
+		await := func(run Run, within time.Duration) error {
+			actx, cancel := context.WithTimeout(ctx, within)
+			defer cancel()
+			return g.trigger.AwaitClose(actx, run)
+		}
+		open, err := g.trigger.EnsureProvisioned(ctx, testMachine("block-await"))
+		require.NoError(t, err)
+		require.Error(t, await(open, 500*time.Millisecond), "the run is open")
+
+		closed := make(chan error, 1)
+		go func() { closed <- await(open, time.Minute) }()
+		require.NoError(t, g.c.SignalWorkflow(ctx, open.WorkflowID, open.RunID, releaseSignal, nil))
+		require.NoError(t, <-closed, "completed")
+
+		failed, err := g.trigger.EnsureProvisioned(ctx, testMachine("fail-await"))
+		require.NoError(t, err)
+		require.NoError(t, await(failed, time.Minute), "failed")
+
+		terminated, err := g.trigger.EnsureProvisioned(ctx, testMachine("block-await-2"))
+		require.NoError(t, err)
+		require.NoError(t, g.c.TerminateWorkflow(ctx, terminated.WorkflowID, terminated.RunID, "operator"))
+		require.NoError(t, await(terminated, time.Minute), "terminated")
+
+		require.Error(t, await(Run{WorkflowID: open.WorkflowID, RunID: "00000000-0000-0000-0000-000000000000"}, time.Minute),
+			"a run that does not exist is not followed")
+	})
+
 	t.Run("progress of a Machine that never ran", func(t *testing.T) {
 		p, err := g.trigger.Progress(ctx, "ns", "never")
 		require.NoError(t, err)

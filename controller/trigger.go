@@ -38,6 +38,13 @@ type Trigger interface {
 	// Machine's annotations want its ISO removed
 	// (activities.ISOCleanupPending) and to see a run they saw open end.
 	EnsureISOEjected(ctx context.Context, machine *v1alpha1.Machine) (Run, error)
+	// AwaitClose blocks until the run (WorkflowID and RunID, as an
+	// Ensure method reported it) closes, however it ends, and then
+	// returns nil. It returns an error when ctx ends first or the run
+	// cannot be followed. It starts nothing, and it does not follow the
+	// run into a next one (continue-as-new, a retry): that is a new run
+	// for the caller to look at.
+	AwaitClose(ctx context.Context, run Run) error
 	// Progress reports both workflows of a Machine and the step of the
 	// open one, without starting anything. When only the status query
 	// fails (no worker answers), the runs are reported with the error.

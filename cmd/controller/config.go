@@ -71,6 +71,7 @@ func load(args []string, lookup func(string) (string, bool), usage io.Writer) (c
 	b.Duration(&c.Controller.ReconcileTimeout, "reconcile-timeout", "RECONCILE_TIMEOUT", controller.DefaultReconcileTimeout, "bound of one reconcile")
 	b.Duration(&c.Controller.RequeueMin, "requeue-min", "REQUEUE_MIN", controller.DefaultRequeueMin, "shortest wait before looking again at an open workflow")
 	b.Duration(&c.Controller.RequeueMax, "requeue-max", "REQUEUE_MAX", controller.DefaultRequeueMax, "longest wait before looking again at an open workflow")
+	b.Int(&c.Controller.MaxRunWaiters, "max-run-waiters", "MAX_RUN_WAITERS", controller.DefaultMaxRunWaiters, "open workflows whose close is awaited at once (one long poll each), so their Machine is reconciled the moment they close; -1: none, the requeues alone notice")
 	b.String(&c.Manager.MetricsAddress, "metrics-bind-address", "METRICS_BIND_ADDRESS", defaultMetricsAddress, "listen address of /metrics; 0 turns it off")
 	b.String(&c.Manager.ProbeAddress, "health-probe-bind-address", "HEALTH_PROBE_BIND_ADDRESS", defaultProbeAddress, "listen address of /healthz and /readyz")
 	b.Bool(&c.Manager.LeaderElect, "leader-elect", "LEADER_ELECT", true, "elect one active replica through a Lease; turn off only for a single local instance")

@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, workflows.DefaultTaskQueue, c.Controller.Trigger.TaskQueue)
 	assert.Equal(t, controller.Backoff{Initial: controller.DefaultRetryInitial, Max: controller.DefaultRetryMax}, c.Controller.Trigger.RetryBackoff)
 	assert.Equal(t, 4, c.Controller.MaxConcurrentReconciles)
+	assert.Equal(t, controller.DefaultMaxRunWaiters, c.Controller.MaxRunWaiters)
 	assert.Equal(t, managerOptions{MetricsAddress: ":8080", ProbeAddress: ":8081", LeaderElect: true,
 		LeaderElectionID: "machineflow-controller", LeaderElectionNamespace: "machineflow-system", StopTimeout: 20 * time.Second}, c.Manager)
 	assert.Equal(t, "localhost:7233", c.Temporal.Address)
@@ -56,10 +57,12 @@ func TestEnvironmentAndFlagsWin(t *testing.T) {
 		"TEMPORAL_ADDRESS":          "temporal:7233",
 		"SUPERVISOR_QPS":            "200",
 		"SUPERVISOR_BURST":          "300",
+		"MAX_RUN_WAITERS":           "-1",
 	}, "--max-concurrent-reconciles=2", "--leader-elect=false", "--boot-timeout=20m", "--supervisor-burst=400")
 	require.NoError(t, err)
 	assert.Equal(t, 2, c.Controller.MaxConcurrentReconciles, "the flag wins over the variable")
 	assert.Equal(t, 5*time.Minute, c.Controller.RequeueMax)
+	assert.Equal(t, -1, c.Controller.MaxRunWaiters, "no run waiters")
 	assert.Equal(t, "ops", c.Manager.LeaderElectionNamespace)
 	assert.False(t, c.Manager.LeaderElect)
 	assert.Equal(t, 20*time.Minute, c.Controller.Trigger.BootTimeout)
