@@ -83,6 +83,13 @@ fuzz:
 test-short:
 	$(GO) test -short -count=1 ./...
 
+# test-reliability is the reliability and security suite alone
+# (test/reliability: faults, bad input, the secret sweep after it all),
+# on the real stack; `make test` runs it too.
+.PHONY: test-reliability
+test-reliability: tools
+	$(GO) test -count=1 -timeout 30m -v ./test/reliability/
+
 # bench measures the figures of issue 8 section by section and leaves them
 # in .bench/: results.json (a record per benchmark: metrics, date, Go
 # version, CPUs, commit) and results.md (a table with the targets marked
