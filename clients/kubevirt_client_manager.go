@@ -197,6 +197,12 @@ func (m *KubevirtClientManager) load(ctx context.Context, name string) (*entry, 
 	gen, epoch := m.gens[name], m.epoch
 	cached := m.entries[name]
 	m.mu.RUnlock()
+	// A caller that missed the cache just before another flight stored a
+	// fresh entry starts a flight of its own once that one is over: it
+	// takes the entry instead of reading the Secret again.
+	if cached != nil && m.opts.clock.Now().UnixNano() < cached.freshUntil.Load() {
+		return cached, nil
+	}
 
 	secretRef, data, err := m.readKubeconfig(ctx, name)
 	if err != nil {

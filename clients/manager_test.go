@@ -181,6 +181,21 @@ func TestConcurrentFirstCallsBuildOneClient(t *testing.T) {
 	assert.EqualValues(t, 1, sup.secretGets.Load(), "concurrent first calls must build exactly one client")
 }
 
+// A caller that missed the cache while the first flight ran, and starts
+// its own flight once that one has stored the client, takes it without
+// reading the Secret again. load is what that flight runs.
+func TestLateFlightTakesTheFreshClient(t *testing.T) {
+	_, sup := eastOnly(t)
+	m := newManager(t, sup)
+	first := mustClient(t, m, "east")
+	require.EqualValues(t, 1, sup.secretGets.Load())
+
+	e, err := m.load(t.Context(), "east")
+	require.NoError(t, err)
+	assert.Same(t, first, e.client)
+	assert.EqualValues(t, 1, sup.secretGets.Load(), "the Secret was read again")
+}
+
 func TestNoLockHeldWhileBuilding(t *testing.T) {
 	srv := newAPIServer(t, "t")
 	sup := newSupervisor(t, slices.Concat(
