@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +27,29 @@ import (
 // with that config. reason is a fixed word per sentinel (unreachable,
 // circuit_open, config_not_found, ...), so cardinality stays at methods ×
 // configs × reasons.
+//
+// Each call's counter and histogram are looked up once per method and
+// config and then kept, because the vectors' label lookups (hashing and a
+// locked map per vector) were more than half of the decorator's cost on
+// the cached-client path. The handles are dropped with InvalidateClient
+// and InvalidateAll, so they are bounded by the configs in use; the
+// series themselves stay, as counters must.
 type MetricsClientManager struct {
 	next     ClientManager
 	calls    *prometheus.CounterVec
 	errs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	mu     sync.RWMutex
+	series map[seriesKey]series
+}
+
+type seriesKey struct{ method, config string }
+
+// series are the handles of one method and config.
+type series struct {
+	calls    prometheus.Counter
+	duration prometheus.Observer
 }
 
 var _ ClientManager = (*MetricsClientManager)(nil)
@@ -39,7 +58,8 @@ var _ ClientManager = (*MetricsClientManager)(nil)
 // Decorating several managers on one registry shares the metrics.
 func NewMetricsClientManager(next ClientManager, reg prometheus.Registerer) (*MetricsClientManager, error) {
 	m := &MetricsClientManager{
-		next: next,
+		next:   next,
+		series: map[seriesKey]series{},
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "machineflow", Subsystem: "clientmanager", Name: "calls_total",
 			Help: "ClientManager calls by method and KubevirtConfig.",
@@ -51,8 +71,8 @@ func NewMetricsClientManager(next ClientManager, reg prometheus.Registerer) (*Me
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "machineflow", Subsystem: "clientmanager", Name: "call_duration_seconds",
 			Help: "ClientManager call latency by method and KubevirtConfig.",
-			// From a cached lookup (µs) to a health check at the request
-			// timeout (10 s) with retries.
+			// From a cached lookup (µs) to a call retried after request
+			// timeouts (10 s each).
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"method", "config"}),
 	}
@@ -87,10 +107,37 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 }
 
 func (m *MetricsClientManager) observe(method, config string, start time.Time, err error) {
-	m.calls.WithLabelValues(method, config).Inc()
-	m.duration.WithLabelValues(method, config).Observe(time.Since(start).Seconds())
+	s := m.seriesOf(method, config)
+	s.calls.Inc()
+	s.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		m.errs.WithLabelValues(method, config, ErrorReason(err)).Inc()
+	}
+}
+
+func (m *MetricsClientManager) seriesOf(method, config string) series {
+	k := seriesKey{method, config}
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = series{calls: m.calls.WithLabelValues(method, config), duration: m.duration.WithLabelValues(method, config)}
+	m.mu.Lock()
+	m.series[k] = s
+	m.mu.Unlock()
+	return s
+}
+
+// forget drops the handles of config, or of every config when all.
+func (m *MetricsClientManager) forget(config string, all bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.series {
+		if all || k.config == config {
+			delete(m.series, k)
+		}
 	}
 }
 
@@ -154,6 +201,7 @@ func (m *MetricsClientManager) InvalidateClient(name string) {
 	start := time.Now()
 	m.next.InvalidateClient(name)
 	m.observe("InvalidateClient", name, start, nil)
+	m.forget(name, false)
 }
 
 // InvalidateAll is counted without a config.
@@ -161,6 +209,7 @@ func (m *MetricsClientManager) InvalidateAll() {
 	start := time.Now()
 	m.next.InvalidateAll()
 	m.observe("InvalidateAll", "", start, nil)
+	m.forget("", true)
 }
 
 // ValidateConnection is counted with the config.

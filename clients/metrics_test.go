@@ -72,6 +72,71 @@ machineflow_clientmanager_errors_total{config="missing",method="GetClientForConf
 	assert.Equal(t, 7, count)
 }
 
+// The per-config handles go with the config's client; its series stay and
+// keep counting.
+func TestMetricsHandlesAreDroppedWithTheClient(t *testing.T) {
+	mock := NewMockClientManager()
+	mock.AddMockedClient("a", fake.NewClientBuilder().WithScheme(testScheme(t)).Build())
+	mock.AddMockedClient("b", fake.NewClientBuilder().WithScheme(testScheme(t)).Build())
+	reg := prometheus.NewRegistry()
+	m, err := NewMetricsClientManager(mock, reg)
+	require.NoError(t, err)
+	ctx := context.Background()
+	handlesOf := func(config string) int {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		n := 0
+		for k := range m.series {
+			if k.config == config {
+				n++
+			}
+		}
+		return n
+	}
+
+	for _, name := range []string{"a", "b"} {
+		_, err = m.GetClientForConfig(ctx, name)
+		require.NoError(t, err)
+		require.NoError(t, m.ValidateConnection(ctx, name))
+	}
+	require.Equal(t, 2, handlesOf("a"))
+	m.InvalidateClient("a")
+	assert.Zero(t, handlesOf("a"))
+	assert.Equal(t, 2, handlesOf("b"), "other configs keep theirs")
+
+	_, err = m.GetClientForConfig(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.calls.WithLabelValues("GetClientForConfig", "a")), "the series counts on")
+	assert.Equal(t, uint64(2), latencyCount(t, reg, "GetClientForConfig", "a"))
+
+	m.InvalidateAll()
+	m.mu.RLock()
+	assert.Empty(t, m.series)
+	m.mu.RUnlock()
+}
+
+// latencyCount is the number of observations of one method and config.
+func latencyCount(t *testing.T, g prometheus.Gatherer, method, config string) uint64 {
+	t.Helper()
+	families, err := g.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "machineflow_clientmanager_call_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["method"] == method && labels["config"] == config {
+				return m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return 0
+}
+
 func TestMetricsDecoratorsShareARegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a, err := NewMetricsClientManager(NewMockClientManager(), reg)
