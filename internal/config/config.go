@@ -28,6 +28,7 @@ import (
 	"github.com/machineflow/machineflow/internal/registration"
 	"github.com/machineflow/machineflow/internal/supervisor"
 	"github.com/machineflow/machineflow/internal/temporalclient"
+	"github.com/machineflow/machineflow/internal/worker"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -71,6 +72,9 @@ type Config struct {
 	Log        logging.Options
 	// StopTimeout bounds graceful shutdown (WORKER_STOP_TIMEOUT).
 	StopTimeout time.Duration
+	// MaxTaskPollers caps the autoscaled task pollers per kind
+	// (MAX_TASK_POLLERS).
+	MaxTaskPollers int
 	// Registration names the MachineProvider the worker registers
 	// (NAME_MACHINE_PROVIDER, VITISTACK_NAME); its ConfigNamespace is
 	// filled in by Module.
@@ -111,6 +115,7 @@ func Load(args []string, lookup func(string) (string, bool), usage io.Writer) (C
 	b.String(&c.Log.Format, "log-format", "LOG_FORMAT", logging.DefaultOptions().Format, "json or text")
 	b.String(&c.Log.Level, "log-level", "LOG_LEVEL", logging.DefaultOptions().Level, "debug, info, warn or error")
 	b.Duration(&c.StopTimeout, "worker-stop-timeout", "WORKER_STOP_TIMEOUT", DefaultStopTimeout, "how long running activities may take to finish on shutdown")
+	b.Int(&c.MaxTaskPollers, "max-task-pollers", "MAX_TASK_POLLERS", worker.DefaultMaxTaskPollers, "most concurrent polls per kind of task (workflow, activity); autoscaling chooses how many below it")
 	b.String(&c.Registration.ProviderName, "machine-provider-name", "NAME_MACHINE_PROVIDER", registration.DefaultProviderName, "MachineProvider registered on the supervisor at start-up, made from the KubevirtConfig of that name")
 	b.String(&c.Registration.VitistackName, "vitistack-name", "VITISTACK_NAME", "", "Vitistack that may list the MachineProvider and gives its region; empty: none")
 
@@ -173,6 +178,7 @@ func (c Config) Validate() error {
 	p.Positive("CIRCUIT_COOL_DOWN", c.Resilience.CoolDown)
 	p.Address("METRICS_ADDRESS", c.Metrics.Address)
 	p.Positive("WORKER_STOP_TIMEOUT", c.StopTimeout)
+	p.AtLeastOne("MAX_TASK_POLLERS", c.MaxTaskPollers)
 	p.Add(c.Registration.Validate())
 	return p.Err()
 }

@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, ":9090", c.Metrics.Address)
 	assert.Equal(t, logging.DefaultOptions(), c.Log)
 	assert.Equal(t, 30*time.Second, c.StopTimeout)
+	assert.Equal(t, 100, c.MaxTaskPollers)
 }
 
 func TestEnvironmentAndFlagsWin(t *testing.T) {
@@ -56,11 +57,13 @@ func TestEnvironmentAndFlagsWin(t *testing.T) {
 		"LOG_FORMAT":              "text",
 		"WORKER_STOP_TIMEOUT":     "45s",
 		"CIRCUIT_COOL_DOWN":       "1m",
+		"MAX_TASK_POLLERS":        "8",
 	},
 		"--task-queue", "flag-queue",
 		"--ip-source", "networkconfiguration",
 		"--kubeconfig", kubeconfig,
 		"--log-level", "debug",
+		"--max-task-pollers", "16",
 	)
 	require.NoError(t, err)
 	assert.Equal(t, "temporal:7233", c.Temporal.Address)
@@ -76,6 +79,7 @@ func TestEnvironmentAndFlagsWin(t *testing.T) {
 	assert.Equal(t, logging.Options{Format: "text", Level: "debug"}, c.Log)
 	assert.Equal(t, 45*time.Second, c.StopTimeout)
 	assert.Equal(t, time.Minute, c.Resilience.CoolDown)
+	assert.Equal(t, 16, c.MaxTaskPollers, "flag over variable")
 }
 
 func TestInvalidSettingsAreNamed(t *testing.T) {
@@ -97,6 +101,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		"task queue":       {map[string]string{"TASK_QUEUE": ""}, nil, `invalid configuration: TASK_QUEUE: must not be empty`},
 		"retry attempts":   {map[string]string{"CLUSTER_RETRY_ATTEMPTS": "0"}, nil, `invalid configuration: CLUSTER_RETRY_ATTEMPTS=0: must be at least 1`},
 		"breaker":          {map[string]string{"CIRCUIT_FAILURE_THRESHOLD": "0"}, nil, `invalid configuration: CIRCUIT_FAILURE_THRESHOLD=0: must be at least 1`},
+		"task pollers":     {map[string]string{"MAX_TASK_POLLERS": "0"}, nil, `invalid configuration: MAX_TASK_POLLERS=0: must be at least 1`},
 		"kubeconfig":       {nil, []string{"--kubeconfig", "/does/not/exist"}, `invalid configuration: --kubeconfig: stat /does/not/exist: no such file or directory`},
 		"argument":         {nil, []string{"extra"}, `invalid configuration: unexpected argument "extra": the worker takes flags only`},
 		"two at once": {map[string]string{"CLIENT_MANAGER": "fake", "MAC_SET": "zz"}, nil,

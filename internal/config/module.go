@@ -18,7 +18,7 @@ func Module(c Config) fx.Option {
 		c.Activities,
 		c.Metrics,
 		c.Log,
-		worker.Options{TaskQueue: c.TaskQueue, StopTimeout: c.StopTimeout},
+		worker.Options{TaskQueue: c.TaskQueue, StopTimeout: c.StopTimeout, MaxTaskPollers: c.MaxTaskPollers},
 		registration.Options{
 			ProviderName:    c.Registration.ProviderName,
 			VitistackName:   c.Registration.VitistackName,

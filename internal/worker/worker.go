@@ -12,6 +12,10 @@
 // activity cut short is retried by Temporal on another worker, which is
 // safe because every activity is idempotent. fx's own stop timeout must be
 // longer than StopTimeout (cmd/worker sets it), or fx would give up first.
+//
+// Task pollers scale (see pollerBehavior): the SDK's default of two fixed
+// pollers per kind left tasks of a 50-activity health check waiting 1-2 s
+// in task queue partitions no poller was on.
 package worker
 
 import (
@@ -38,6 +42,25 @@ type Options struct {
 	// StopTimeout bounds how long running activities may take to finish
 	// on stop (WORKER_STOP_TIMEOUT).
 	StopTimeout time.Duration
+	// MaxTaskPollers caps the concurrent polls per kind of task, workflow
+	// and activity (MAX_TASK_POLLERS); zero means DefaultMaxTaskPollers.
+	MaxTaskPollers int
+}
+
+// DefaultMaxTaskPollers is the SDK's own cap for poller autoscaling.
+const DefaultMaxTaskPollers = 100
+
+// pollerBehavior is poller autoscaling, which Temporal recommends over
+// fixed counts: it starts with five polls and follows the server's
+// feedback, up under a backlog (a health check schedules an activity per
+// cluster at once), down to one on an idle queue, and it keeps a poll
+// open wherever the server says tasks may wait. Operators only cap it,
+// to bound the long polls each replica holds on the frontend; initial and
+// minimum counts stay the SDK's, since hand-tuned counts are what
+// autoscaling replaces. A server older than 1.28 sends no feedback, and
+// the worker keeps its five polls, still more than the fixed two.
+func pollerBehavior(maxPollers int) worker.PollerBehavior {
+	return worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{MaximumNumberOfPollers: maxPollers})
 }
 
 // Params are the graph's inputs of the worker.
@@ -55,7 +78,11 @@ type Params struct {
 // New creates the worker with everything registered, adds its readiness
 // checks and hooks it to the lifecycle.
 func New(p Params) worker.Worker {
-	w := worker.New(p.Client, p.Options.TaskQueue, worker.Options{WorkerStopTimeout: p.Options.StopTimeout})
+	w := worker.New(p.Client, p.Options.TaskQueue, worker.Options{
+		WorkerStopTimeout:          p.Options.StopTimeout,
+		WorkflowTaskPollerBehavior: pollerBehavior(p.Options.MaxTaskPollers),
+		ActivityTaskPollerBehavior: pollerBehavior(p.Options.MaxTaskPollers),
+	})
 	workflows.Register(w, &workflows.ControlActivities{Client: p.Client})
 	w.RegisterActivity(p.Activities)
 
