@@ -55,7 +55,8 @@ type Config struct {
 	Temporal temporalclient.Options
 	// TaskQueue is the queue the worker polls (TASK_QUEUE).
 	TaskQueue string
-	// Supervisor says how to reach the supervisor cluster (--kubeconfig).
+	// Supervisor says how to reach the supervisor cluster (--kubeconfig)
+	// and how fast (SUPERVISOR_QPS, SUPERVISOR_BURST).
 	Supervisor supervisor.Options
 	// ConfigNamespace holds kubeconfig Secrets (CONFIG_NAMESPACE).
 	ConfigNamespace string
@@ -68,8 +69,13 @@ type Config struct {
 	ClientManager string
 	// Resilience tunes retries and circuit breakers towards the clusters.
 	Resilience clients.ResilienceOptions
-	Metrics    observability.Options
-	Log        logging.Options
+	// KubevirtQPS and KubevirtBurst are the client-side rate limit towards
+	// each KubeVirt cluster, per API resource (KUBEVIRT_QPS,
+	// KUBEVIRT_BURST).
+	KubevirtQPS   float32
+	KubevirtBurst int
+	Metrics       observability.Options
+	Log           logging.Options
 	// StopTimeout bounds graceful shutdown (WORKER_STOP_TIMEOUT).
 	StopTimeout time.Duration
 	// MaxTaskPollers caps the autoscaled task pollers per kind
@@ -105,12 +111,15 @@ func Load(args []string, lookup func(string) (string, bool), usage io.Writer) (C
 	c.Temporal.Bind(b)
 	b.String(&c.TaskQueue, "task-queue", "TASK_QUEUE", workflows.DefaultTaskQueue, "Temporal task queue to poll")
 	fs.StringVar(&c.Supervisor.Kubeconfig, "kubeconfig", "", "kubeconfig of the supervisor cluster; default: $KUBECONFIG, then in-cluster, then ~/.kube/config")
+	c.Supervisor.Bind(b)
 	b.String(&c.ConfigNamespace, "config-namespace", "CONFIG_NAMESPACE", DefaultConfigNamespace, "namespace of kubeconfig Secrets whose KubevirtConfig names none")
 	b.String(&c.DefaultKubevirtConfig, "default-kubevirt-config", "DEFAULT_KUBEVIRT_CONFIG", "", "KubevirtConfig for Machines without the vitistack.io/kubevirt-config annotation; empty: the only config, else search")
 	b.String(&c.ClientManager, "client-manager", "CLIENT_MANAGER", ClientManagerReal, "real, or mock for an in-memory demo without Kubernetes")
 	b.Int(&c.Resilience.Attempts, "cluster-retry-attempts", "CLUSTER_RETRY_ATTEMPTS", clients.DefaultRetryAttempts, "tries of a ClientManager call that fails transiently")
 	b.Int(&c.Resilience.FailureThreshold, "circuit-failure-threshold", "CIRCUIT_FAILURE_THRESHOLD", clients.DefaultFailureThreshold, "consecutive transient failures that open a cluster's circuit breaker")
 	b.Duration(&c.Resilience.CoolDown, "circuit-cool-down", "CIRCUIT_COOL_DOWN", clients.DefaultCoolDown, "how long an open circuit breaker fails fast before a probe")
+	b.Float32(&c.KubevirtQPS, "kubevirt-qps", "KUBEVIRT_QPS", clients.DefaultQPS, "requests per second to each KubeVirt cluster, per API resource (VMs, PVCs, ...)")
+	b.Int(&c.KubevirtBurst, "kubevirt-burst", "KUBEVIRT_BURST", clients.DefaultBurst, "requests to each KubeVirt cluster per API resource allowed at once above KUBEVIRT_QPS")
 	b.String(&c.Metrics.Address, "metrics-address", "METRICS_ADDRESS", observability.DefaultAddress, "listen address of /metrics, /healthz and /readyz")
 	b.String(&c.Log.Format, "log-format", "LOG_FORMAT", logging.DefaultOptions().Format, "json or text")
 	b.String(&c.Log.Level, "log-level", "LOG_LEVEL", logging.DefaultOptions().Level, "debug, info, warn or error")
@@ -176,6 +185,9 @@ func (c Config) Validate() error {
 	p.AtLeastOne("CLUSTER_RETRY_ATTEMPTS", c.Resilience.Attempts)
 	p.AtLeastOne("CIRCUIT_FAILURE_THRESHOLD", c.Resilience.FailureThreshold)
 	p.Positive("CIRCUIT_COOL_DOWN", c.Resilience.CoolDown)
+	p.Add(c.Supervisor.Validate())
+	p.PositiveNumber("KUBEVIRT_QPS", float64(c.KubevirtQPS))
+	p.AtLeastOne("KUBEVIRT_BURST", c.KubevirtBurst)
 	p.Address("METRICS_ADDRESS", c.Metrics.Address)
 	p.Positive("WORKER_STOP_TIMEOUT", c.StopTimeout)
 	p.AtLeastOne("MAX_TASK_POLLERS", c.MaxTaskPollers)

@@ -28,6 +28,8 @@ func Module(c Config) fx.Option {
 			ConfigNamespace: c.ConfigNamespace,
 			DefaultConfig:   c.DefaultKubevirtConfig,
 			Resilience:      c.Resilience,
+			QPS:             c.KubevirtQPS,
+			Burst:           c.KubevirtBurst,
 		},
 	))
 }
