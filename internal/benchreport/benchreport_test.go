@@ -199,13 +199,14 @@ func TestTargets(t *testing.T) {
 		assert.Contains(t, []string{"<=", ">=", "=="}, tg.Op, "%+v", tg)
 		assert.Contains(t, Sections, tg.Section, "%+v", tg)
 	}
-	provision := Record{Section: "e2e", Name: "BenchmarkProvision", Metrics: map[string]float64{"machines/s": 19.9}}
+	provision := Record{Section: "e2e", Name: "BenchmarkProvision/limits=default", Metrics: map[string]float64{"machines/s": 19.9}}
 	require.Len(t, TargetsOf(provision), 1, "BenchmarkProvision's target is not BenchmarkProvisionHistory's")
+	require.Len(t, TargetsOf(Record{Section: "e2e", Name: "BenchmarkProvision/limits=raised"}), 1, "each limits variant has the target")
 	met, known := TargetsOf(provision)[0].Check(provision)
 	assert.True(t, known)
 	assert.False(t, met, "19.9 machines/s is below 20")
 	provision.Metrics["machines/s"] = 20
 	met, _ = TargetsOf(provision)[0].Check(provision)
 	assert.True(t, met)
-	assert.Empty(t, TargetsOf(Record{Section: "units", Name: "BenchmarkProvision"}), "targets are per section")
+	assert.Empty(t, TargetsOf(Record{Section: "units", Name: "BenchmarkProvision/limits=default"}), "targets are per section")
 }

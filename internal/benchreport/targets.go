@@ -26,7 +26,7 @@ var Targets = []Target{
 	{Section: "clients", Name: "BenchmarkGetClientForConfigCachedParallel", Metric: "allocs/op", Op: "<=", Value: 0},
 	{Section: "health", Name: "BenchmarkClusterHealthFanOut/HealthCheck", Metric: "T", Op: "<=", Value: 1.5},
 	{Section: "health", Name: "BenchmarkClusterHealthFanOut/workflow*", Metric: "T", Op: "<=", Value: 1.5},
-	{Section: "e2e", Name: "BenchmarkProvision", Metric: "machines/s", Op: ">=", Value: 20},
+	{Section: "e2e", Name: "BenchmarkProvision/limits=*", Metric: "machines/s", Op: ">=", Value: 20},
 	{Section: "e2e", Name: "BenchmarkProvisionHistory", Metric: "events/provision-boot-10s", Op: "==", Same: "events/provision-boot-0s"},
 }
 

@@ -15,8 +15,14 @@
 //   - BenchmarkProvision: -machines Machines provisioned through the
 //     starter API with no controller running; Machines/s, start-to-Running
 //     percentiles, events per provision, the worker's peak RSS, CPU and API
-//     requests per Machine.
-//   - BenchmarkSteadyState: the controller started beside the worker;
+//     requests per Machine. Twice, each with a worker of its own:
+//     limits=raised with the client rate limits (SUPERVISOR_QPS,
+//     KUBEVIRT_QPS and their bursts) far above what the machine serves, so
+//     the machine is the bound (its Machines are deprovisioned again),
+//     then limits=default with the production defaults, which bind first
+//     (the supervisor's 50 requests a second for Machines).
+//   - BenchmarkSteadyState: the controller started beside the worker
+//     (from here on, the worker with the default limits);
 //     once it has adopted the Running Machines, the API requests of both
 //     per minute, beside the operator's 5-second-requeue model.
 //   - BenchmarkDeprovision: every Machine deleted and deprovisioned by the

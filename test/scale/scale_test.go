@@ -32,7 +32,9 @@ var (
 )
 
 const (
-	scaleNamespace   = "scale"
+	scaleNamespace = "scale"
+	// raisedNamespace holds the Machines of BenchmarkProvision/limits=raised.
+	raisedNamespace  = "scale-raised"
 	historyNamespace = "history"
 	// historySample Machines boot in historyFastBoot and as many in
 	// historySlowBoot in BenchmarkProvisionHistory.
@@ -70,9 +72,38 @@ const (
 	operatorRequestsPerReconcile = 3 + 2 + 1
 )
 
+// workerLimits are client rate limits a worker runs with.
+type workerLimits struct {
+	name string
+	env  []string
+}
+
+var (
+	// defaultLimits are the production defaults: 50 requests a second per
+	// API resource to the supervisor, 20 per resource to each KubeVirt
+	// cluster.
+	defaultLimits = workerLimits{name: "default"}
+	// raisedLimits are far above what two cores can serve, so that the
+	// machine, not a rate limiter, bounds provisioning.
+	raisedLimits = workerLimits{name: "raised", env: []string{
+		"SUPERVISOR_QPS=1000", "SUPERVISOR_BURST=2000", "KUBEVIRT_QPS=1000", "KUBEVIRT_BURST=2000",
+	}}
+)
+
+func (l workerLimits) String() string {
+	if len(l.env) == 0 {
+		return l.name + " (no settings)"
+	}
+	return l.name + " (" + strings.Join(l.env, " ") + ")"
+}
+
 // env is the stack the benchmarks share, and what they leave each other.
 type env struct {
 	*stack.Stack
+	// worker is the one worker running; workers are every worker started,
+	// by the name of their limits (a stopped one is started again).
+	worker  *stack.Service
+	workers map[string]*stack.Service
 	// roles names the API servers by host:port: "supervisor" or the
 	// cluster's KubevirtConfig name.
 	roles   map[string]string
@@ -130,9 +161,10 @@ func need(b *testing.B) *env {
 	return shared
 }
 
-// startEnv starts two KubeVirt clusters, Temporal and one worker, without
-// the controller: BenchmarkProvision starts its workflows through the
-// starter API, and a controller would start them first.
+// startEnv starts two KubeVirt clusters, Temporal and one worker with the
+// default limits, without the controller: BenchmarkProvision starts its
+// workflows through the starter API, and a controller would start them
+// first.
 func startEnv(ctx context.Context) (*env, error) {
 	s, err := stack.Start(ctx, stack.Options{
 		Clusters: 2,
@@ -143,6 +175,8 @@ func startEnv(ctx context.Context) (*env, error) {
 	}
 	e := &env{
 		Stack:      s,
+		worker:     s.Workers[0],
+		workers:    map[string]*stack.Service{defaultLimits.name: s.Workers[0]},
 		roles:      map[string]string{hostOf(s.Env.Supervisor.Config.Host): "supervisor"},
 		starter:    workflows.Starter{Client: s.Temporal()},
 		namespaces: map[string]bool{},
@@ -173,6 +207,7 @@ func BenchmarkProvisionHistory(b *testing.B) {
 	if e.Controller != nil {
 		b.Fatal("the controller runs already: it would race the starter API and the clean-up below")
 	}
+	e.useWorker(ctx, b, defaultLimits)
 	e.namespace(ctx, b, historyNamespace)
 	boots := map[string]time.Duration{}
 	ms := e.newMachines(historyNamespace, 2*historySample, func(i int) time.Duration {
@@ -214,20 +249,41 @@ func BenchmarkProvisionHistory(b *testing.B) {
 // the latency from a Machine's start to Running, history events per
 // provision, the worker's peak RSS and CPU, and the worker's requests per
 // Machine to the supervisor and to the KubeVirt API servers.
+//
+// It does so twice, each time with a worker of its own: limits=raised
+// with the client rate limits far above what the machine can serve (its
+// Machines are deprovisioned again), then limits=default with the
+// production defaults, whose Machines the benchmarks below use.
 func BenchmarkProvision(b *testing.B) {
 	e := need(b)
-	ctx, cancel := context.WithTimeout(b.Context(), sectionTimeout)
-	defer cancel()
-	if e.provisioned != nil {
-		b.Fatal("the Machines are provisioned already")
-	}
 	if e.Controller != nil {
 		b.Fatal("the controller runs: it would start the workflows itself")
 	}
-	e.namespace(ctx, b, scaleNamespace)
-	ms := e.newMachines(scaleNamespace, *machines, func(int) time.Duration { return *bootDelay })
+	b.Run("limits="+raisedLimits.name, func(b *testing.B) {
+		ctx, cancel := context.WithTimeout(b.Context(), sectionTimeout)
+		defer cancel()
+		e.useWorker(ctx, b, raisedLimits)
+		ms := e.benchProvision(ctx, b, raisedNamespace)
+		e.deprovisionWithStarter(ctx, b, ms)
+	})
+	b.Run("limits="+defaultLimits.name, func(b *testing.B) {
+		ctx, cancel := context.WithTimeout(b.Context(), sectionTimeout)
+		defer cancel()
+		if e.provisioned != nil {
+			b.Fatal("the Machines are provisioned already")
+		}
+		e.useWorker(ctx, b, defaultLimits)
+		e.provisioned = e.benchProvision(ctx, b, scaleNamespace)
+	})
+}
+
+// benchProvision provisions -machines Machines in namespace with the
+// running worker, reports what BenchmarkProvision does and returns them.
+func (e *env) benchProvision(ctx context.Context, b *testing.B, namespace string) []*v1alpha1.Machine {
+	b.Helper()
+	e.namespace(ctx, b, namespace)
+	ms := e.newMachines(namespace, *machines, func(int) time.Duration { return *bootDelay })
 	p := e.provision(ctx, b, ms)
-	e.provisioned = ms
 
 	n := float64(len(ms))
 	b.ReportMetric(n/p.span().Seconds(), "machines/s")
@@ -244,7 +300,7 @@ func BenchmarkProvision(b *testing.B) {
 	})
 	slices.Sort(events)
 	b.ReportMetric(float64(events[len(events)/2]), "events/provision")
-	rss, err := peakRSS(e.Workers[0].Pid())
+	rss, err := peakRSS(e.worker.Pid())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -261,6 +317,7 @@ func BenchmarkProvision(b *testing.B) {
 		events[0], events[len(events)-1], float64(rss)/1e6)
 	b.Logf("worker requests: %s", p.requests)
 	b.Logf("CPU while provisioning: %s", p.cpu)
+	return ms
 }
 
 // BenchmarkSteadyState starts the controller beside the worker with the
@@ -296,7 +353,7 @@ func BenchmarkSteadyState(b *testing.B) {
 		len(e.provisioned), window.Round(time.Millisecond), delta.total(func(string) bool { return true }), delta, operator)
 	b.Logf("CPU at rest: %s", cpu)
 
-	before = e.requestsOf(ctx, b, e.Workers[0])
+	before = e.requestsOf(ctx, b, e.worker)
 	run, err := e.starter.StartHealthCheck(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -304,7 +361,7 @@ func BenchmarkSteadyState(b *testing.B) {
 	if err := run.Get(ctx, nil); err != nil {
 		b.Fatalf("ClusterHealthCheck: %v", err)
 	}
-	check := e.requestsOf(ctx, b, e.Workers[0]).minus(before)
+	check := e.requestsOf(ctx, b, e.worker).minus(before)
 	b.ReportMetric(check.total(func(string) bool { return true }), "health-check-req/run")
 	b.Logf("one ClusterHealthCheck run: %s", check)
 }
@@ -460,7 +517,7 @@ func (e *env) provision(ctx context.Context, b *testing.B, ms []*v1alpha1.Machin
 	if err != nil {
 		b.Fatal(err)
 	}
-	before := e.requestsOf(ctx, b, e.Workers[0])
+	before := e.requestsOf(ctx, b, e.worker)
 	cpuBefore := e.sampleCPU(b)
 
 	started := make([]time.Time, len(ms))
@@ -481,7 +538,7 @@ func (e *env) provision(ctx context.Context, b *testing.B, ms []*v1alpha1.Machin
 		started:  map[string]time.Time{},
 		running:  runningAt,
 		events:   map[string]int64{},
-		requests: e.requestsOf(ctx, b, e.Workers[0]).minus(before),
+		requests: e.requestsOf(ctx, b, e.worker).minus(before),
 		cpu:      e.sampleCPU(b).since(cpuBefore),
 	}
 
@@ -549,8 +606,9 @@ func (e *env) assertRunning(ctx context.Context, b *testing.B, ms []*v1alpha1.Ma
 	}
 }
 
-// ensureProvisioned provisions -machines Machines unless BenchmarkProvision
-// has, without reporting: for benchmarks run alone with -bench.
+// ensureProvisioned provisions -machines Machines with the default limits
+// unless BenchmarkProvision has, without reporting: for benchmarks run
+// alone with -bench.
 func (e *env) ensureProvisioned(ctx context.Context, b *testing.B) {
 	b.Helper()
 	if e.provisioned != nil {
@@ -559,10 +617,37 @@ func (e *env) ensureProvisioned(ctx context.Context, b *testing.B) {
 	if e.Controller != nil {
 		b.Fatal("the Machines were deprovisioned and the controller runs: run the benchmark in a new process")
 	}
+	e.useWorker(ctx, b, defaultLimits)
 	e.namespace(ctx, b, scaleNamespace)
 	ms := e.newMachines(scaleNamespace, *machines, func(int) time.Duration { return *bootDelay })
 	e.provision(ctx, b, ms)
 	e.provisioned = ms
+}
+
+// useWorker makes the worker with limits l the one running: it stops the
+// running one if that has other limits, and starts l's, made on first
+// use.
+func (e *env) useWorker(ctx context.Context, b *testing.B, l workerLimits) {
+	b.Helper()
+	w := e.workers[l.name]
+	if w != nil && w == e.worker && w.Running() {
+		return
+	}
+	if err := e.worker.Stop(stack.StopTimeout); err != nil {
+		b.Fatalf("stopping %s: %v", e.worker.Name(), err)
+	}
+	var err error
+	if w == nil {
+		w, err = e.AddWorkerWithEnv(ctx, l.env...)
+		e.workers[l.name] = w
+	} else {
+		err = w.Start(ctx)
+	}
+	if err != nil {
+		b.Fatalf("starting the worker with %s limits: %v", l.name, err)
+	}
+	e.worker = w
+	b.Logf("%s runs with the %s limits", w.Name(), l)
 }
 
 // ensureAdopted starts the controller unless it runs and waits until it
@@ -692,7 +777,7 @@ func (e *env) requestsOf(ctx context.Context, b *testing.B, p *stack.Service) re
 // requestsOfAll is the worker's and the controller's requests together.
 func (e *env) requestsOfAll(ctx context.Context, b *testing.B) requests {
 	b.Helper()
-	return e.requestsOf(ctx, b, e.Workers[0]).plus(e.requestsOf(ctx, b, e.Controller))
+	return e.requestsOf(ctx, b, e.worker).plus(e.requestsOf(ctx, b, e.Controller))
 }
 
 func machineNames(ms []*v1alpha1.Machine) []string {
