@@ -118,9 +118,10 @@
 //
 // # Health check
 //
-// ClusterHealthCheck lists the KubevirtConfigs and runs check → record →
-// invalidate (when unhealthy) per cluster in its own coroutine, so a slow
-// cluster delays no other cluster's record. The report is sorted by name.
+// ClusterHealthCheck lists the KubevirtConfigs and runs check, then record
+// and invalidate (when unhealthy) at once, per cluster in its own
+// coroutine, so a slow cluster delays no other cluster's record. The
+// report is sorted by name.
 // InvalidateClusterClient drops the cache of the worker process that runs
 // it only.
 //

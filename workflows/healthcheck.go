@@ -11,9 +11,9 @@ import (
 )
 
 // ClusterHealthCheck checks every KubevirtConfig in parallel. Each cluster
-// runs its own check → record → invalidate sequence in a coroutine, so a
-// slow cluster delays nobody else's record. It fails, after every cluster
-// has been handled, only if a result could not be recorded.
+// runs its own check, then record and invalidate at once, in a coroutine,
+// so a slow cluster delays nobody else's record. It fails, after every
+// cluster has been handled, only if a result could not be recorded.
 func ClusterHealthCheck(ctx workflow.Context) (HealthReport, error) {
 	logger := workflow.GetLogger(ctx)
 	var names []string
@@ -67,14 +67,28 @@ func checkCluster(ctx workflow.Context, name string) (activities.ClusterHealth, 
 		health.KubevirtConfig = name
 	}
 
+	// Recording and dropping the client do not depend on each other:
+	// scheduled together, an unhealthy cluster costs one round trip to the
+	// worker after its check instead of two.
+	record := startActivity(ctx, activities.RecordClusterHealthName, health)
+	var invalidate workflow.Future
+	if !health.Healthy {
+		invalidate = startActivity(ctx, activities.InvalidateClusterClientName, ref)
+	}
 	var errs []error
-	if err := executeActivity(ctx, activities.RecordClusterHealthName, nil, health); err != nil {
+	if err := record.Get(ctx, nil); err != nil {
 		errs = append(errs, fmt.Errorf("record health of KubevirtConfig %s: %w", name, err))
 	}
-	if !health.Healthy {
-		if err := executeActivity(ctx, activities.InvalidateClusterClientName, nil, ref); err != nil {
+	if invalidate != nil {
+		if err := invalidate.Get(ctx, nil); err != nil {
 			errs = append(errs, fmt.Errorf("invalidate client of KubevirtConfig %s: %w", name, err))
 		}
 	}
 	return health, errors.Join(errs...)
+}
+
+// startActivity schedules the named activity with its options from the
+// table and returns its future.
+func startActivity(ctx workflow.Context, name string, args ...any) workflow.Future {
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activityOptions(name)), name, args...)
 }
