@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,16 +56,13 @@ const healthCheckT = time.Second
 //   - HealthCheck: KubevirtClientManager.HealthCheck.
 //   - workflow: ClusterHealthCheck started and awaited on the Temporal dev
 //     server, its activities run by an in-process worker as cmd/worker
-//     runs them: default worker options, and the manager decorated as
-//     clients.Module decorates it (metrics over the resilient decorator,
-//     whose ValidateConnection retries an unreachable cluster with
-//     backoff). Its breakers never open here, so every run costs what the
-//     first check after clusters went dark costs; once a config's breaker
-//     is open (5 failures) its check fails at once until the cool-down.
-//   - workflow-noretry: the same on the undecorated manager.
-//   - workflow-noretry-autoscaling: the same with autoscaling task
-//     pollers instead of the default two per kind, which can leave tasks
-//     waiting in task queue partitions that no poller is on.
+//     runs them: autoscaling task pollers as internal/worker sets them
+//     (which this package's tests cannot import), and the manager
+//     decorated as clients.Module decorates it (metrics over the
+//     resilient decorator, which passes ValidateConnection through).
+//   - fixed-pollers: the same with the SDK's default of two task pollers
+//     per kind, which can leave tasks waiting in task queue partitions
+//     that no poller is on: what autoscaling gains.
 //   - sequential: one ValidateConnection after the other, as the operator's
 //     HealthCheck did, given the timeout it lacked (without one a black
 //     hole holds it forever).
@@ -141,7 +137,7 @@ func newHealthFanOut(b *testing.B) *healthFanOut {
 		clients.WithRequestTimeout(healthCheckT))
 	require.NoError(b, err)
 	decorated, err := clients.NewMetricsClientManager(
-		clients.NewResilientClientManager(h.manager, clients.ResilienceOptions{FailureThreshold: math.MaxInt32}),
+		clients.NewResilientClientManager(h.manager, clients.ResilienceOptions{}),
 		prometheus.NewRegistry())
 	require.NoError(b, err)
 
@@ -149,19 +145,17 @@ func newHealthFanOut(b *testing.B) *healthFanOut {
 		WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
 		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
 	}
+	acts, err := activities.New(activities.Deps{Clients: decorated, Supervisor: sup, Settings: activities.DefaultSettings()})
+	require.NoError(b, err)
 	srv := devtemporal.New(b)
 	h.temporal = srv.Client()
 	for _, v := range []struct {
 		queue   string
-		clients clients.ClientManager
 		options worker.Options
 	}{
-		{"workflow", decorated, worker.Options{}},
-		{"workflow-noretry", h.manager, worker.Options{}},
-		{"workflow-noretry-autoscaling", h.manager, autoscaling},
+		{"workflow", autoscaling},
+		{"fixed-pollers", worker.Options{}},
 	} {
-		acts, err := activities.New(activities.Deps{Clients: v.clients, Supervisor: sup, Settings: activities.DefaultSettings()})
-		require.NoError(b, err)
 		w := worker.New(h.temporal, v.queue, v.options)
 		Register(w, &ControlActivities{Client: h.temporal})
 		w.RegisterActivity(acts)
