@@ -1,0 +1,53 @@
+// Package reliability is machineflow's reliability and security suite: the
+// faults a Temporal-based provisioner must survive, the bad input it must
+// refuse clearly, and a sweep proving that no secret the tests put in play
+// reached a workflow history or a log. `make test-reliability` runs it.
+//
+// Everything runs out of process on one internal/stack shared by the whole
+// package (TestMain): a Temporal dev server on a database file, a
+// supervisor and two KubeVirt API servers with their simulators, the
+// worker and the controller as the real binaries. Tests run one after the
+// other, each in supervisor namespaces of its own, and leave the stack as
+// they found it: one worker (Workers[0]) and the controller running, every
+// cluster up, and no Machine of theirs left.
+//
+// # Writing a test here
+//
+// need(t) returns the shared *stack.Stack and skips the test under -short;
+// a failing test logs the tails of every process's log. Create a namespace
+// with s.Namespace (it gets a NetworkNamespace on stack.VLANID), Machines
+// with stack.NewMachine, and assert what the supervisor, the clusters and
+// Temporal show, never what a process claims.
+//
+// rememberSecret(what, value) registers every secret a test puts in play:
+// cloud-init payloads, tokens, passwords, kubeconfigs (good or bad) written
+// to Secrets. what names it in a report ("cloud-init of badinput/vm-3");
+// the value itself is never printed. A kubeconfig's client key,
+// certificate and token are registered with it. TestMain registers the
+// supervisor's and the clusters' own credentials. Values shorter than
+// minSecretLen bytes cannot be told from ordinary text and are refused.
+//
+// # The secret sweep
+//
+// After every test has run, TestMain exports every workflow history of the
+// dev server as JSON (all executions, open and closed), reads every log of
+// the stack (workers, controller, simulators) and Temporal's database file,
+// and fails the run if any registered value appears in one of them: as is,
+// JSON-escaped, base64-encoded at any alignment (standard or URL
+// alphabet), or as any line of 16 bytes or more of it (a PEM body line, a
+// kubeconfig line). The report names the artefact and the secret, never
+// the secret's content. TestSweepFindsPlantedSecrets proves the sweep
+// finds what it looks for.
+//
+// # Faults
+//
+// Each fault test ends by asserting the end state: every Machine Running
+// or cleanly Failed with its reason, exactly one VM per Running Machine
+// across both clusters, no workflow of the test left open, and after
+// deletion no VM, VMI, PVC, NAD or NetworkConfiguration of the test left.
+// The worker-kill test reaches each activity of ProvisionMachine and
+// DeprovisionMachine deterministically through stack.Gate: the worker's
+// supervisor and cluster requests pass through gates that hold the one
+// request the test picked, inside the activity the test picked, and the
+// worker is killed while all of them are held.
+package reliability
