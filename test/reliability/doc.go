@@ -42,12 +42,20 @@
 // # Faults
 //
 // Each fault test ends by asserting the end state: every Machine Running
-// or cleanly Failed with its reason, exactly one VM per Running Machine
-// across both clusters, no workflow of the test left open, and after
+// (a fault here never justifies a failed Machine), exactly one VM per
+// Running Machine across both clusters, one workflow run per Machine and
+// workflow type (visibility), no workflow of the test left open, and after
 // deletion no VM, VMI, PVC, NAD or NetworkConfiguration of the test left.
+// The helpers for that are in faults_support_test.go (batch).
+//
 // The worker-kill test reaches each activity of ProvisionMachine and
-// DeprovisionMachine deterministically through stack.Gate: the worker's
-// supervisor and cluster requests pass through gates that hold the one
-// request the test picked, inside the activity the test picked, and the
-// worker is killed while all of them are held.
+// DeprovisionMachine deterministically through stack.Gate: the kill points
+// are the activities the recorded main-path histories (workflows/testdata)
+// schedule, one Machine each; the worker's supervisor and cluster requests
+// pass through gates that release a Machine's requests one at a time
+// until the one held is inside its kill point's activity (its first write,
+// for activities that write); then one SIGKILL hits every Machine at its
+// kill point. A killed activity waits for its StartToClose or heartbeat
+// timeout (at most a minute) before its retry: one kill for all keeps the
+// test near a minute and a half.
 package reliability
