@@ -28,6 +28,9 @@ type Service struct {
 
 	mu   sync.Mutex
 	proc *childproc.Process // nil before the first Start
+	// killed is the start that Kill ended: its death is the test's doing,
+	// not a failure for Stop to report.
+	killed *childproc.Process
 }
 
 // Name is "worker-<n>" or "controller".
@@ -100,19 +103,30 @@ func (p *Service) Start(ctx context.Context) error {
 
 // Stop stops the process with SIGTERM and waits up to grace before
 // killing it; see childproc.Process.Stop. Stopping a process that is not
-// running is not an error.
+// running is not an error, unless it failed by itself: one that Kill
+// ended and nobody started again has not.
 func (p *Service) Stop(grace time.Duration) error {
-	if proc := p.process(); proc != nil {
-		return proc.Stop(grace)
+	p.mu.Lock()
+	proc, killed := p.proc, p.killed
+	p.mu.Unlock()
+	if proc == nil || proc == killed {
+		return nil
 	}
-	return nil
+	return proc.Stop(grace)
 }
 
 // Kill ends the process with SIGKILL, as a crash would, and waits for it.
 func (p *Service) Kill() error {
-	if proc := p.process(); proc != nil {
-		return proc.Kill()
+	proc := p.process()
+	if proc == nil {
+		return nil
 	}
+	if err := proc.Kill(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.killed = proc
+	p.mu.Unlock()
 	return nil
 }
 
