@@ -157,7 +157,10 @@ func (d *deprovision) cancelProvision(ctx workflow.Context) error {
 	case err != nil:
 		return fmt.Errorf("cancel workflow %s: %w", id, err)
 	}
-	d.logger.Info("cancelled the open provision; waiting for it to close", "workflowId", id)
+	// The server accepts a cancellation of a run that has completed as
+	// well, so this is not proof that a provision was open: the await
+	// returns at once for a closed one.
+	d.logger.Info("requested cancellation of the provision; waiting until it is closed", "workflowId", id)
 	d.progress.begin(AwaitWorkflowClosedName)
 	return d.progress.run(ctx, AwaitWorkflowClosedName, nil, id)
 }
