@@ -2,15 +2,13 @@ package workflows
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,20 +16,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/vitistack/common/pkg/v1alpha1"
-	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,6 +34,7 @@ import (
 	"github.com/machineflow/machineflow/internal/devtemporal"
 	"github.com/machineflow/machineflow/internal/kubevirtsim"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/secretscan"
 	"github.com/machineflow/machineflow/internal/testenv"
 	"github.com/machineflow/machineflow/internal/testenv/simulated"
 	"github.com/machineflow/machineflow/internal/testutil"
@@ -315,9 +310,13 @@ func (r *recorder) ejectISO(ctx context.Context, t *testing.T) {
 	require.Equal(t, imageURL, before.Spec.DataVolumeTemplates[0].Spec.Source.HTTP.URL)
 	ph := historyOf(t, r.c, prov)
 	require.Contains(t, scheduledActivities(ph), activities.EnsureVirtualMachineName)
-	data, err := temporalproto.CustomJSONMarshalOptions{}.Marshal(ph)
+	urlParts := &secretscan.Set{}
+	urlParts.Add("the ISO URL's password", []byte(password))
+	urlParts.Add("the ISO URL's signature", []byte(signature))
+	urlParts.Add("the ISO URL's path", []byte(path))
+	found, err := urlParts.ScanHistory("the provision's history", ph)
 	require.NoError(t, err)
-	require.Empty(t, findSecrets(ph, data, []string{password, signature, path}), "the provision's history carries the image URL")
+	require.Empty(t, found, "the provision's history carries the image URL")
 
 	m := r.getMachine(t, name)
 	patch := ctrlclient.MergeFrom(m.DeepCopy())
@@ -553,136 +552,19 @@ func kubeconfigFor(t testing.TB, kubeconfig []byte, server string) []byte {
 // json`. Other files there (histories of older versions) are kept.
 func (r *recorder) write(t *testing.T) {
 	t.Helper()
-	var fragments []string
+	kubeconfigs := &secretscan.Set{}
 	for _, c := range append([]*testenv.Cluster{r.env.Supervisor}, r.env.Clusters...) {
-		fragments = append(fragments, secretFragments(t, c.Kubeconfig)...)
+		added := kubeconfigs.Add("kubeconfig of "+c.Name, c.Kubeconfig)
+		require.True(t, slices.ContainsFunc(added, func(what string) bool { return strings.HasSuffix(what, " client key") }),
+			"the harness's kubeconfig of %s has no client key: the secret check would check nothing", c.Name)
 	}
 	require.NoError(t, os.MkdirAll(historiesDir, 0o755))
 	for _, h := range r.histories {
+		found, err := kubeconfigs.ScanHistory(h.file, h.history)
+		require.NoError(t, err)
+		require.Empty(t, found, "%s carries kubeconfig material", h.file)
 		data, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h.history)
 		require.NoError(t, err)
-		require.Empty(t, findSecrets(h.history, data, fragments), "%s carries kubeconfig material", h.file)
 		require.NoError(t, os.WriteFile(filepath.Join(historiesDir, h.file+".json"), append(data, '\n'), 0o644))
-	}
-}
-
-// secretFragments are the pieces of a kubeconfig that must never reach a
-// history: the whole file base64-encoded (a []byte field in a payload),
-// the client key as the kubeconfig holds it (base64) and each line of its
-// PEM body, and any token. Base64 text survives JSON escaping unchanged,
-// so each is found however the history embeds it.
-func secretFragments(t *testing.T, kubeconfig []byte) []string {
-	t.Helper()
-	cfg, err := clientcmd.Load(kubeconfig)
-	require.NoError(t, err)
-	out := []string{base64.StdEncoding.EncodeToString(kubeconfig)}
-	keys := 0
-	for _, auth := range cfg.AuthInfos {
-		if len(auth.ClientKeyData) > 0 {
-			keys++
-			out = append(out, base64.StdEncoding.EncodeToString(auth.ClientKeyData))
-			for _, line := range strings.Split(string(auth.ClientKeyData), "\n") {
-				if len(line) >= 32 && !strings.HasPrefix(line, "-----") {
-					out = append(out, line)
-				}
-			}
-		}
-		if auth.Token != "" {
-			out = append(out, auth.Token)
-		}
-	}
-	require.NotZero(t, keys, "the harness's kubeconfig has no client key: the secret check would check nothing")
-	return out
-}
-
-// findSecrets returns which fragments (by index, never by content) occur
-// in the history's JSON or in the decoded bytes of any of its payloads.
-func findSecrets(h *historypb.History, jsonText []byte, fragments []string) []string {
-	texts := []string{string(jsonText)}
-	var walk func(protoreflect.Message)
-	visit := func(fd protoreflect.FieldDescriptor, v protoreflect.Value) {
-		switch {
-		case fd.Message() != nil:
-			walk(v.Message())
-		case fd.Kind() == protoreflect.BytesKind:
-			texts = append(texts, string(v.Bytes()))
-		}
-	}
-	walk = func(m protoreflect.Message) {
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList():
-				for i := range v.List().Len() {
-					visit(fd, v.List().Get(i))
-				}
-			case fd.IsMap():
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					visit(fd.MapValue(), mv)
-					return true
-				})
-			default:
-				visit(fd, v)
-			}
-			return true
-		})
-	}
-	walk(h.ProtoReflect())
-	var found []string
-	for i, f := range fragments {
-		for _, text := range texts {
-			if strings.Contains(text, f) {
-				found = append(found, fmt.Sprintf("fragment %d", i))
-				break
-			}
-		}
-	}
-	return found
-}
-
-// TestFindSecrets proves the recorder's secret check finds a kubeconfig
-// that a workflow input would carry as a string or as bytes.
-func TestFindSecrets(t *testing.T) {
-	// A made-up key: only its shape matters to the check.
-	keyBody := make([]byte, 96)
-	_, err := rand.Read(keyBody)
-	require.NoError(t, err)
-	key := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyBody})
-	const token = "t0ken-for-the-secret-check"
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:6443"}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{ClientKeyData: key, Token: token}
-	cfg.Contexts["x"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-	cfg.CurrentContext = "x"
-	kubeconfig, err := clientcmd.Write(*cfg)
-	require.NoError(t, err)
-
-	fragments := secretFragments(t, kubeconfig)
-	dc := converter.GetDefaultDataConverter()
-	for name, input := range map[string]any{
-		"kubeconfig as string": struct{ Kubeconfig string }{string(kubeconfig)},
-		"kubeconfig as bytes":  struct{ Kubeconfig []byte }{kubeconfig},
-		"token":                struct{ Token string }{token},
-		"references only":      ProvisionInput{Namespace: "default", Name: "vm1"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			payloads, err := dc.ToPayloads(input)
-			require.NoError(t, err)
-			h := &historypb.History{Events: []*historypb.HistoryEvent{{
-				EventId: 1, EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-				Attributes: &historypb.HistoryEvent_WorkflowExecutionStartedEventAttributes{
-					WorkflowExecutionStartedEventAttributes: &historypb.WorkflowExecutionStartedEventAttributes{
-						WorkflowType: &commonpb.WorkflowType{Name: ProvisionMachineName}, Input: payloads,
-					},
-				},
-			}}}
-			data, err := temporalproto.CustomJSONMarshalOptions{}.Marshal(h)
-			require.NoError(t, err)
-			found := findSecrets(h, data, fragments)
-			if name == "references only" {
-				require.Empty(t, found)
-			} else {
-				require.NotEmpty(t, found)
-			}
-		})
 	}
 }

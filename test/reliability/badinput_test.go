@@ -430,7 +430,7 @@ func badRequireNoSecretIn(t *testing.T, m *v1alpha1.Machine) {
 	t.Helper()
 	status, err := json.Marshal(m.Status)
 	require.NoError(t, err)
-	assert.Empty(t, secrets.scan("status of Machine "+m.Namespace+"/"+m.Name, status))
+	assert.Empty(t, secrets.Scan("status of Machine "+m.Namespace+"/"+m.Name, status))
 }
 
 // badRequireBackoff checks the provision runs of a Machine: each restart

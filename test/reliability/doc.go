@@ -25,7 +25,8 @@
 // the value itself is never printed. A kubeconfig's client key,
 // certificate and token are registered with it. TestMain registers the
 // supervisor's and the clusters' own credentials. Values shorter than
-// minSecretLen bytes cannot be told from ordinary text and are refused.
+// secretscan.MinLen bytes cannot be told from ordinary text and are
+// refused.
 //
 // # The secret sweep
 //
@@ -36,8 +37,10 @@
 // JSON-escaped, base64-encoded at any alignment (standard or URL
 // alphabet), or as any line of 16 bytes or more of it (a PEM body line, a
 // kubeconfig line). The report names the artefact and the secret, never
-// the secret's content. TestSweepFindsPlantedSecrets proves the sweep
-// finds what it looks for.
+// the secret's content. The scan is internal/secretscan, whose tests prove
+// it finds each form; TestSweepReadsEveryArtefact and
+// TestSweepFindsACanaryWorkflow prove the sweep reads the files and the
+// histories.
 //
 // # Faults
 //

@@ -115,6 +115,19 @@ func phases(ms map[string]*v1alpha1.Machine) string {
 // Running and fails at once if one is Failed, with its reason.
 func (b *batch) waitRunning(t *testing.T, st *stack.Stack, only ...string) {
 	t.Helper()
+	b.waitEach(t, st, "Running", only, func(name string, m *v1alpha1.Machine) bool {
+		if m != nil && m.Status.Phase == v1alpha1.MachinePhaseFailed {
+			require.Failf(t, "a Machine failed", "%s/%s: %s: %s", b.ns, name, deref(m.Status.FailureReason), deref(m.Status.FailureMessage))
+		}
+		return m != nil && m.Status.Phase == v1alpha1.MachinePhaseRunning
+	})
+}
+
+// waitEach polls the Machines of the batch (or those named) until done
+// holds for each, m being nil for a Machine that does not exist, and
+// fails after settleTimeout saying how many are state and the phases.
+func (b *batch) waitEach(t *testing.T, st *stack.Stack, state string, only []string, done func(name string, m *v1alpha1.Machine) bool) {
+	t.Helper()
 	if len(only) == 0 {
 		only = b.names
 	}
@@ -123,24 +136,17 @@ func (b *batch) waitRunning(t *testing.T, st *stack.Stack, only ...string) {
 	for {
 		ms, err := b.machines(ctx, st)
 		require.NoError(t, err)
-		running := 0
+		n := 0
 		for _, name := range only {
-			m := ms[name]
-			if m == nil {
-				continue
-			}
-			switch m.Status.Phase {
-			case v1alpha1.MachinePhaseRunning:
-				running++
-			case v1alpha1.MachinePhaseFailed:
-				require.Failf(t, "a Machine failed", "%s/%s: %s: %s", b.ns, name, deref(m.Status.FailureReason), deref(m.Status.FailureMessage))
+			if done(name, ms[name]) {
+				n++
 			}
 		}
-		if running == len(only) {
+		if n == len(only) {
 			return
 		}
 		if time.Now().After(deadline) {
-			require.Failf(t, "Machines not Running in time", "%s: %d of %d Running after %s (%s)", b.ns, running, len(only), settleTimeout, phases(ms))
+			require.Failf(t, "Machines not "+state+" in time", "%s: %d of %d %s after %s (%s)", b.ns, n, len(only), state, settleTimeout, phases(ms))
 		}
 		time.Sleep(pollEvery)
 	}
@@ -205,28 +211,7 @@ func (b *batch) startDelete(t *testing.T, st *stack.Stack, only ...string) {
 
 func (b *batch) waitGone(t *testing.T, st *stack.Stack, only ...string) {
 	t.Helper()
-	if len(only) == 0 {
-		only = b.names
-	}
-	ctx := t.Context()
-	deadline := time.Now().Add(settleTimeout)
-	for {
-		ms, err := b.machines(ctx, st)
-		require.NoError(t, err)
-		left := 0
-		for _, name := range only {
-			if ms[name] != nil {
-				left++
-			}
-		}
-		if left == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			require.Failf(t, "Machines not deleted in time", "%s: %d of %d still there after %s (%s)", b.ns, left, len(only), settleTimeout, phases(ms))
-		}
-		time.Sleep(pollEvery)
-	}
+	b.waitEach(t, st, "deleted", only, func(_ string, m *v1alpha1.Machine) bool { return m == nil })
 }
 
 // assertClean asserts that nothing of the batch's deleted Machines is

@@ -63,13 +63,13 @@ func sweepAfterSuite(st *stack.Stack) bool {
 	defer cancel()
 	start := time.Now()
 	found, stats, err := sweep(ctx, st.Temporal(), st.Dir, secrets)
-	nSecrets, nNeedles := secrets.size()
+	nSecrets, nForms := secrets.Len()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "reliability: secret sweep failed: %v\n", err)
 		return false
 	}
 	fmt.Fprintf(os.Stderr, "reliability: secret sweep of %d secrets (%d forms) over %s took %s\n",
-		nSecrets, nNeedles, stats, time.Since(start).Round(100*time.Millisecond))
+		nSecrets, nForms, stats, time.Since(start).Round(100*time.Millisecond))
 	ok := true
 	if stats.histories == 0 || stats.files["worker log"] == 0 || stats.files["controller log"] == 0 || stats.files["simulator log"] == 0 {
 		fmt.Fprintln(os.Stderr, "reliability: the secret sweep found no history or a log missing: it would prove nothing")
