@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -116,12 +117,7 @@ var standardUnits = []string{"ns/op", "B/op", "allocs/op"}
 func (r Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("# Benchmark results\n\n")
-	sections := make([]string, 0, len(r.Runs))
-	for section := range r.Runs {
-		sections = append(sections, section)
-	}
-	slices.SortFunc(sections, compareSections)
-	for _, section := range sections {
+	for _, section := range slices.SortedFunc(maps.Keys(r.Runs), compareSections) {
 		run := r.Runs[section]
 		fmt.Fprintf(&b, "- %s: %s, commit %s, %s, %d CPUs", section, run.Date.UTC().Format(time.RFC3339),
 			cmp.Or(run.Commit, "unknown"), run.GoVersion, run.CPUs)
@@ -140,7 +136,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("|---|---|---:|---:|---:|---|---|---|\n")
 	for _, rec := range r.Benchmarks {
 		var other []string
-		for _, unit := range sortedUnits(rec.Metrics) {
+		for _, unit := range slices.Sorted(maps.Keys(rec.Metrics)) {
 			if !slices.Contains(standardUnits, unit) {
 				other = append(other, formatValue(rec.Metrics[unit])+" "+unit)
 			}
@@ -171,15 +167,6 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		return fmt.Errorf("writing the table: %w", err)
 	}
 	return nil
-}
-
-func sortedUnits(m map[string]float64) []string {
-	units := make([]string, 0, len(m))
-	for u := range m {
-		units = append(units, u)
-	}
-	slices.Sort(units)
-	return units
 }
 
 func metric(rec Record, unit string, format func(float64) string) string {

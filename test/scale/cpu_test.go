@@ -3,6 +3,7 @@ package scale
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -112,11 +113,7 @@ func (u cpuUse) busyPercent() float64 {
 // String is one line, busiest first, in cores used on average (CPU
 // seconds over wall seconds): benchmark logs keep only a few lines.
 func (u cpuUse) String() string {
-	labels := make([]string, 0, len(u.byLabel))
-	for label := range u.byLabel {
-		labels = append(labels, label)
-	}
-	slices.SortFunc(labels, func(a, b string) int { return cmp.Compare(u.byLabel[b], u.byLabel[a]) })
+	labels := slices.SortedFunc(maps.Keys(u.byLabel), func(a, b string) int { return cmp.Compare(u.byLabel[b], u.byLabel[a]) })
 	cores := func(t time.Duration) float64 { return t.Seconds() / u.wall.Seconds() }
 	parts := make([]string, len(labels))
 	for i, label := range labels {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -150,20 +151,10 @@ func (r requests) total(keep func(role string) bool) float64 {
 
 // String is one "role method=n ..." group per role, sorted, for logs.
 func (r requests) String() string {
-	roles := make([]string, 0, len(r))
-	for role := range r {
-		roles = append(roles, role)
-	}
-	slices.Sort(roles)
 	var b strings.Builder
-	for _, role := range roles {
-		methods := make([]string, 0, len(r[role]))
-		for m := range r[role] {
-			methods = append(methods, m)
-		}
-		slices.Sort(methods)
+	for _, role := range slices.Sorted(maps.Keys(r)) {
 		fmt.Fprintf(&b, "%s:", role)
-		for _, m := range methods {
+		for _, m := range slices.Sorted(maps.Keys(r[role])) {
 			fmt.Fprintf(&b, " %s=%g", m, r[role][m])
 		}
 		b.WriteString("; ")
