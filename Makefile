@@ -43,7 +43,7 @@ build:
 	$(GO) build ./...
 
 # crds syncs deploy/crds/vitistack with the CRDs of the vitistack/common
-# version in go.mod; internal/testenv's drift test fails until this is rerun.
+# version in go.mod; internal/harness/testenv's drift test fails until this is rerun.
 CRD_DIR := deploy/crds/vitistack
 crds: ## Copy the vitistack CRDs from the github.com/vitistack/common module.
 	@src=$$($(GO) list -m -f '{{.Dir}}' github.com/vitistack/common)/crds; \
@@ -112,14 +112,14 @@ BENCH_PRINT    ?= true
 .PHONY: bench-clients bench-health bench-e2e bench-units
 bench: tools
 	@rc=0; $(MAKE) --no-print-directory -k -j1 BENCH_PRINT=false bench-clients bench-health bench-e2e bench-units || rc=$$?; \
-	$(GO) run ./internal/benchreport/cmd -dir $(BENCH_DIR); exit $$rc
+	$(GO) run ./internal/harness/benchreport/cmd -dir $(BENCH_DIR); exit $$rc
 
 # bench_section runs go test with arguments $(2) for section $(1), keeps its
 # output and merges it into the report, failing as go test did.
 define bench_section
 @mkdir -p $(BENCH_DIR)
 @rc=0; $(GO) test -p 1 $(2) 2>&1 | tee $(BENCH_DIR)/$(1).txt || rc=$$?; \
-	$(GO) run ./internal/benchreport/cmd -dir $(BENCH_DIR) -section $(1) -in $(BENCH_DIR)/$(1).txt -exit $$rc -print=$(BENCH_PRINT); \
+	$(GO) run ./internal/harness/benchreport/cmd -dir $(BENCH_DIR) -section $(1) -in $(BENCH_DIR)/$(1).txt -exit $$rc -print=$(BENCH_PRINT); \
 	exit $$rc
 endef
 
@@ -137,7 +137,7 @@ bench-units: tools ## Every other benchmark (what make bench ran before the sect
 	$(call bench_section,units,-run '^$$' -bench . -benchmem -skip '$(BENCH_SKIP)' -timeout 30m \
 		$$(git grep -l '^func Benchmark' -- '*_test.go' | xargs -n1 dirname | sort -u | grep -vx 'test/scale' | sed 's|^|./|'))
 
-# run is the local sandbox (cmd/run, internal/runner): the Temporal dev
+# run is the local sandbox (cmd/run, internal/harness/runner): the Temporal dev
 # server with its UI on 8233, API servers with the KubeVirt simulator, the
 # worker and the controller, then the examples/ Machines. Ctrl-C stops it
 # all. go build is incremental: a second run relinks only what changed.

@@ -21,10 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/clients"
-	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testenv/simulated"
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/testenv"
-	"github.com/machineflow/machineflow/internal/testenv/simulated"
+	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 )
 
 // suite is one supervisor and two KubeVirt clusters with the simulator

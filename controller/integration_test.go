@@ -38,11 +38,11 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/clients"
-	"github.com/machineflow/machineflow/internal/devtemporal"
-	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testenv/simulated"
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/testenv"
-	"github.com/machineflow/machineflow/internal/testenv/simulated"
+	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 	"github.com/machineflow/machineflow/workflows"
 )
 

@@ -17,10 +17,10 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/clients"
-	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/supervisor"
-	"github.com/machineflow/machineflow/internal/testenv"
-	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 // BenchmarkProvisionMachine runs a successful provision in the test

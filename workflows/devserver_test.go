@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/machineflow/machineflow/activities"
-	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
 )
 
 // devServer starts `temporal server start-dev` from ./bin (make tools) with

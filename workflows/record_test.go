@@ -31,13 +31,13 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/clients"
-	"github.com/machineflow/machineflow/internal/devtemporal"
-	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/secretscan"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testenv/simulated"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/secretscan"
-	"github.com/machineflow/machineflow/internal/testenv"
-	"github.com/machineflow/machineflow/internal/testenv/simulated"
-	"github.com/machineflow/machineflow/internal/testutil"
+	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 )
 
 // recordEnv switches TestRecordHistories on (`make histories`). Recording

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/logging"
-	"github.com/machineflow/machineflow/internal/testutil"
 )
 
 func TestCleanStopSinkTurnsTheReleasedLeaseIntoInfo(t *testing.T) {

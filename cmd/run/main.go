@@ -1,7 +1,7 @@
 // Command run is `make run`: it starts the Temporal dev server, the sandbox,
 // the worker and the controller, schedules the cluster health check, applies
 // the example Machines and prints what to try; Ctrl-C stops everything in
-// reverse order. See internal/runner.
+// reverse order. See internal/harness/runner.
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/machineflow/machineflow/internal/runner"
+	"github.com/machineflow/machineflow/internal/harness/runner"
 )
 
 func main() {

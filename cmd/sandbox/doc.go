@@ -1,5 +1,5 @@
 // Command sandbox runs machineflow's local stand-in for real infrastructure:
-// a supervisor API server and N KubeVirt API servers from internal/testenv,
+// a supervisor API server and N KubeVirt API servers from internal/harness/testenv,
 // one KubeVirt simulator per cluster, example MachineClasses and
 // NetworkNamespaces (seed.yaml), and the KubevirtConfigs with their
 // kubeconfig Secrets. `make run` starts it through cmd/run; it also runs on

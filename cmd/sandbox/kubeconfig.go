@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
 )
 
 // kubeconfigFiles are the kubeconfigs the sandbox publishes in its run

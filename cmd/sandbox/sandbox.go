@@ -12,11 +12,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/harness/runner/manifest"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testenv/simulated"
 	"github.com/machineflow/machineflow/internal/logging"
-	"github.com/machineflow/machineflow/internal/runner/manifest"
-	"github.com/machineflow/machineflow/internal/testenv"
-	"github.com/machineflow/machineflow/internal/testenv/simulated"
+	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 )
 
 //go:embed seed.yaml

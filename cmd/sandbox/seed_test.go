@@ -9,7 +9,7 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/machineflow/machineflow/internal/runner/manifest"
+	"github.com/machineflow/machineflow/internal/harness/runner/manifest"
 )
 
 // The examples rely on these classes and networks, and the worker of

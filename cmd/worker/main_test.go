@@ -24,9 +24,9 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/internal/config"
-	"github.com/machineflow/machineflow/internal/devtemporal"
-	"github.com/machineflow/machineflow/internal/mockmode"
-	"github.com/machineflow/machineflow/internal/testutil"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
+	"github.com/machineflow/machineflow/internal/sim/mockmode"
 	"github.com/machineflow/machineflow/workflows"
 )
 

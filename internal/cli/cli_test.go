@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/machineflow/machineflow/activities"
-	"github.com/machineflow/machineflow/internal/testutil"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 

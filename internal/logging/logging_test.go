@@ -12,7 +12,7 @@ import (
 	"go.uber.org/fx/fxevent"
 	"k8s.io/klog/v2"
 
-	"github.com/machineflow/machineflow/internal/testutil"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 )
 
 func TestLoggersShareHandlerAndKeysAreLowerCamel(t *testing.T) {

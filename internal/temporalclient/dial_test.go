@@ -13,8 +13,8 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
-	"github.com/machineflow/machineflow/internal/devtemporal"
-	"github.com/machineflow/machineflow/internal/testutil"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 )
 
 func TestDialBoundedOnSilentServer(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/clients"
-	"github.com/machineflow/machineflow/internal/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
 	"github.com/machineflow/machineflow/internal/observability"
 )
 

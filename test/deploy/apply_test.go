@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
 )
 
 const fieldOwner = client.FieldOwner("machineflow-deploy-test")

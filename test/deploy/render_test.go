@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
 )
 
 // Names the manifests and the tests share.

@@ -1,7 +1,7 @@
 // Package e2e is machineflow's end-to-end suite: everything real except
-// the hardware. A Temporal dev server (internal/devtemporal), a supervisor
-// and two KubeVirt API servers (internal/testenv) with one simulator each
-// (internal/kubevirtsim), the worker as the real binary built from
+// the hardware. A Temporal dev server (internal/harness/devtemporal), a supervisor
+// and two KubeVirt API servers (internal/harness/testenv) with one simulator each
+// (internal/sim/kubevirtsim), the worker as the real binary built from
 // cmd/worker, and the starter binary from cmd/starter driving it, the way
 // an operator would.
 //

@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/machineflow/machineflow/internal/devtemporal"
-	"github.com/machineflow/machineflow/internal/stack"
+	"github.com/machineflow/machineflow/internal/harness/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/stack"
 )
 
 // s is the stack every test shares; nil under -short.
 var s *suite
 
-// suite is internal/stack with the e2e tests' own helpers.
+// suite is internal/harness/stack with the e2e tests' own helpers.
 type suite struct {
 	*stack.Stack
 	temporalCLI string

@@ -8,8 +8,8 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/stack"
 )
 
 // namespace creates a supervisor namespace for one test: tests do not see

@@ -32,12 +32,12 @@ import (
 
 	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/controller"
-	"github.com/machineflow/machineflow/internal/freeport"
+	"github.com/machineflow/machineflow/internal/harness/freeport"
+	"github.com/machineflow/machineflow/internal/harness/stack"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/stack"
 	"github.com/machineflow/machineflow/internal/temporalclient"
-	"github.com/machineflow/machineflow/internal/testenv"
-	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 

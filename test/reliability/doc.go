@@ -3,7 +3,7 @@
 // refuse clearly, and a sweep proving that no secret the tests put in play
 // reached a workflow history or a log. `make test-reliability` runs it.
 //
-// Everything runs out of process on one internal/stack shared by the whole
+// Everything runs out of process on one internal/harness/stack shared by the whole
 // package (TestMain): a Temporal dev server on a database file, a
 // supervisor and two KubeVirt API servers with their simulators, the
 // worker and the controller as the real binaries. Tests run one after the
@@ -37,7 +37,7 @@
 // JSON-escaped, base64-encoded at any alignment (standard or URL
 // alphabet), or as any line of 16 bytes or more of it (a PEM body line, a
 // kubeconfig line). The report names the artefact and the secret, never
-// the secret's content. The scan is internal/secretscan, whose tests prove
+// the secret's content. The scan is internal/harness/secretscan, whose tests prove
 // it finds each form; TestSweepReadsEveryArtefact and
 // TestSweepFindsACanaryWorkflow prove the sweep reads the files and the
 // histories.

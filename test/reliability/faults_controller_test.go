@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/machineflow/machineflow/internal/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 	"github.com/machineflow/machineflow/workflows"
 )
 

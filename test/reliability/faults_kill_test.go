@@ -24,9 +24,9 @@ import (
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities"
-	"github.com/machineflow/machineflow/internal/kubevirtsim"
-	"github.com/machineflow/machineflow/internal/stack"
-	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/harness/stack"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 	"github.com/machineflow/machineflow/workflows"
 )
 

@@ -19,10 +19,10 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/stack"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/stack"
 	"github.com/machineflow/machineflow/internal/temporalclient"
-	"github.com/machineflow/machineflow/internal/testenv"
 )
 
 // Bounds of the waits for a batch: generous, because a fault can cost an

@@ -12,8 +12,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/machineflow/machineflow/activities"
-	"github.com/machineflow/machineflow/internal/kubevirtsim"
-	"github.com/machineflow/machineflow/internal/stack"
+	"github.com/machineflow/machineflow/internal/harness/stack"
+	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 	"github.com/machineflow/machineflow/workflows"
 )
 

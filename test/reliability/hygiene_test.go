@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/machineflow/machineflow/internal/secretscan"
+	"github.com/machineflow/machineflow/internal/harness/secretscan"
 	"github.com/machineflow/machineflow/internal/temporalclient"
 )
 
@@ -159,7 +159,7 @@ func history(ctx context.Context, c client.Client, id, run string) (*historypb.H
 // The sweep reads every log and Temporal's database under the stack's
 // directory, reports each file a secret is in by its name, and leaves out
 // files that are not artefacts (the supervisor kubeconfig). The forms a
-// secret is found in are internal/secretscan's tests.
+// secret is found in are internal/harness/secretscan's tests.
 func TestSweepReadsEveryArtefact(t *testing.T) {
 	token := make([]byte, 24)
 	_, err := rand.Read(token)

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/machineflow/machineflow/internal/stack"
-	"github.com/machineflow/machineflow/internal/testenv"
+	"github.com/machineflow/machineflow/internal/harness/stack"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
 )
 
 // s is the stack every test shares; nil under -short.

@@ -22,12 +22,12 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/machineflow/machineflow/internal/childproc"
+	"github.com/machineflow/machineflow/internal/harness/childproc"
+	"github.com/machineflow/machineflow/internal/harness/runner"
+	"github.com/machineflow/machineflow/internal/harness/testenv"
+	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/names"
-	"github.com/machineflow/machineflow/internal/runner"
 	"github.com/machineflow/machineflow/internal/scheme"
-	"github.com/machineflow/machineflow/internal/testenv"
-	"github.com/machineflow/machineflow/internal/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
 

@@ -3,7 +3,7 @@
 // rest, and deprovisioning them. Everything is real but the hardware: the
 // Temporal dev server, a supervisor and two KubeVirt API servers with
 // their simulators, and the worker and controller as separate processes
-// (internal/stack).
+// (internal/harness/stack).
 //
 //	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./test/scale -args -machines=200
 //

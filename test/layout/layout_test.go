@@ -1,0 +1,43 @@
+package layout_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/machineflow/machineflow/"
+
+// deps lists the packages pkg links, as the go tool resolves them.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", module+pkg).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, stderr)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestProductionBinariesLinkNoHarness(t *testing.T) {
+	for _, bin := range []string{"cmd/worker", "cmd/controller", "cmd/starter"} {
+		t.Run(bin, func(t *testing.T) {
+			linked := deps(t, bin)
+			if len(linked) == 0 {
+				t.Fatalf("go list -deps %s listed nothing", bin)
+			}
+			for _, p := range linked {
+				if strings.HasPrefix(p, module+"internal/harness/") {
+					t.Errorf("%s links harness package %s: harness code is for tests, make run and make bench only", bin, p)
+				}
+				// Only the worker's mock mode may carry the simulator.
+				if strings.HasPrefix(p, module+"internal/sim/") && bin != "cmd/worker" {
+					t.Errorf("%s links simulator package %s", bin, p)
+				}
+			}
+		})
+	}
+}
