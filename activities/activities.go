@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
 )
 
@@ -67,7 +68,7 @@ func New(d Deps) (*Activities, error) {
 // remote returns the client of a KubevirtConfig, with errors classified.
 func (a *Activities) remote(ctx context.Context, config string) (client.Client, error) {
 	if config == "" {
-		return nil, newAppError(ErrTypeConfigNotFound, true, nil, "no KubevirtConfig given")
+		return nil, newAppError(contract.ErrTypeConfigNotFound, true, nil, "no KubevirtConfig given")
 	}
 	c, err := a.clients.GetClientForConfig(ctx, config)
 	if err != nil {

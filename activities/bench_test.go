@@ -6,6 +6,8 @@ import (
 
 	"github.com/vitistack/common/pkg/v1alpha1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
+
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // The pure functions run on every provisioning step and every wait poll;
@@ -34,8 +36,8 @@ func BenchmarkObserve(b *testing.B) {
 // nothing changed, nothing is written.
 func BenchmarkMergeStatusUnchanged(b *testing.B) {
 	obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
-	upd := StatusUpdate{Machine: MachineRef{Namespace: "ns", Name: "vm"}, Phase: "Running", KubevirtConfig: "c1", Observation: &obs,
-		Condition: &Condition{Type: v1alpha1.MachineConditionReady, Status: v1alpha1.ConditionTrue, Reason: "Running"}}
+	upd := contract.StatusUpdate{Machine: contract.MachineRef{Namespace: "ns", Name: "vm"}, Phase: "Running", KubevirtConfig: "c1", Observation: &obs,
+		Condition: &contract.Condition{Type: v1alpha1.MachineConditionReady, Status: v1alpha1.ConditionTrue, Reason: "Running"}}
 	now := time.Now()
 	cur, _ := mergeStatus(v1alpha1.MachineStatus{}, upd, now)
 	b.ReportAllocs()

@@ -10,6 +10,8 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // noopUserData keeps the NoCloud user-data file present when the Machine
@@ -21,7 +23,7 @@ const noopUserData = "#cloud-config\n"
 // ConfigMap; network data for a static NetworkNamespace is otherwise
 // synthesised from the NetworkConfiguration's allocation. The result stays
 // inside the activity: it goes into the VM spec and nowhere else.
-func (a *Activities) resolveCloudInit(ctx context.Context, machine *v1alpha1.Machine, network NetworkPlan) (*cloudInitData, error) {
+func (a *Activities) resolveCloudInit(ctx context.Context, machine *v1alpha1.Machine, network contract.NetworkPlan) (*cloudInitData, error) {
 	ci := machine.Spec.CloudInit
 	if ci == nil {
 		return nil, nil
@@ -55,7 +57,7 @@ func (a *Activities) resolveCloudInit(ctx context.Context, machine *v1alpha1.Mac
 }
 
 // readCloudInitSource returns a payload, or nil when the source is empty.
-func (a *Activities) readCloudInitSource(ctx context.Context, ref MachineRef, src cloudInitSource) (*string, error) {
+func (a *Activities) readCloudInitSource(ctx context.Context, ref contract.MachineRef, src cloudInitSource) (*string, error) {
 	if v, err := src.decodeInline(ref); err != nil || v != nil {
 		return v, err
 	}
@@ -70,7 +72,7 @@ func (a *Activities) readCloudInitSource(ctx context.Context, ref MachineRef, sr
 }
 
 // decodeInline returns the inline or base64 payload, nil when neither is set.
-func (src cloudInitSource) decodeInline(ref MachineRef) (*string, error) {
+func (src cloudInitSource) decodeInline(ref contract.MachineRef) (*string, error) {
 	switch {
 	case src.inline != "":
 		return &src.inline, nil
@@ -133,7 +135,7 @@ func renderNetworkConfigV1(netns *v1alpha1.NetworkNamespace, nc *v1alpha1.Networ
 		}
 		netmask, err := ipv4Netmask(cidr)
 		if err != nil {
-			return "", newAppError(ErrTypeInvalidSpec, true, nil, "NetworkNamespace %s/%s: interface %q: %v", netns.Namespace, netns.Name, spec.Name, err)
+			return "", newAppError(contract.ErrTypeInvalidSpec, true, nil, "NetworkNamespace %s/%s: interface %q: %v", netns.Namespace, netns.Name, spec.Name, err)
 		}
 		// The interface name inside the guest is not the KubeVirt network
 		// name; MAC matching does the binding.

@@ -19,6 +19,7 @@ import (
 	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -28,26 +29,26 @@ import (
 
 // DeleteVirtualMachine deletes the Machine's VM if it is ours and waits,
 // heartbeating, until the VM and its VMI are gone.
-func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm RemoteMachine) (DeleteResult, error) {
+func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm contract.RemoteMachine) (contract.DeleteResult, error) {
 	c, err := a.remote(ctx, rm.KubevirtConfig)
 	if err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: rm.Machine.Name}
 	where := fmt.Sprintf("%s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig)
-	res := DeleteResult{}
+	res := contract.DeleteResult{}
 	vm := &kubevirtv1.VirtualMachine{}
 	err = c.Get(ctx, key, vm)
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return DeleteResult{}, classify(err, "get VirtualMachine "+where)
+		return contract.DeleteResult{}, classify(err, "get VirtualMachine "+where)
 	case !isManaged(vm):
 		activity.GetLogger(ctx).Warn("VirtualMachine is not ours, leaving it", "virtualMachine", where)
 		return res, nil
 	default:
 		if err := c.Delete(ctx, vm); err != nil && !apierrors.IsNotFound(err) {
-			return DeleteResult{}, classify(err, "delete VirtualMachine "+where)
+			return contract.DeleteResult{}, classify(err, "delete VirtualMachine "+where)
 		}
 		res.Deleted = append(res.Deleted, "VirtualMachine "+where)
 	}
@@ -104,20 +105,20 @@ func (a *Activities) waitGone(ctx context.Context, pending func() (string, error
 // DeleteVolumes deletes the Machine's PVCs (only PVCNames, when given) and
 // its ISO DataVolume and claim. It does not wait: a claim finishes
 // terminating once no pod uses it, which is KubeVirt's business.
-func (a *Activities) DeleteVolumes(ctx context.Context, in DeleteVolumesInput) (DeleteResult, error) {
+func (a *Activities) DeleteVolumes(ctx context.Context, in contract.DeleteVolumesInput) (contract.DeleteResult, error) {
 	c, err := a.remote(ctx, in.KubevirtConfig)
 	if err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 	ns, vm := in.Machine.Namespace, in.Machine.Name
-	res := DeleteResult{}
+	res := contract.DeleteResult{}
 	pvcs := &corev1.PersistentVolumeClaimList{}
 	// A name that is no label value labels nothing (LoadMachine refuses
 	// it before anything is made), and the API server answers a selector
 	// with it 400: listing would fail the Machine's deletion for good.
 	if len(validation.IsValidLabelValue(vm)) == 0 {
 		if err := c.List(ctx, pvcs, client.InNamespace(ns), ownedBy(vm)); err != nil {
-			return DeleteResult{}, classify(err, fmt.Sprintf("list PVCs of %s/%s on %s", ns, vm, in.KubevirtConfig))
+			return contract.DeleteResult{}, classify(err, fmt.Sprintf("list PVCs of %s/%s on %s", ns, vm, in.KubevirtConfig))
 		}
 	}
 	iso := isoName(vm)
@@ -127,11 +128,11 @@ func (a *Activities) DeleteVolumes(ctx context.Context, in DeleteVolumesInput) (
 			continue
 		}
 		if err := a.deleteOnce(ctx, c, in.KubevirtConfig, "PersistentVolumeClaim", pvc, &res); err != nil {
-			return DeleteResult{}, err
+			return contract.DeleteResult{}, err
 		}
 	}
 	if err := a.deleteISOVolume(ctx, c, in.RemoteMachine, &res); err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 	return res, nil
 }
@@ -140,7 +141,7 @@ func (a *Activities) DeleteVolumes(ctx context.Context, in DeleteVolumesInput) (
 // ours, and the claim of that name when it is ours too: labelled, or owned
 // by the DataVolume just found to be ours (CDI creates the claim for the
 // DataVolume and may not copy our labels onto it).
-func (a *Activities) deleteISOVolume(ctx context.Context, c client.Client, rm RemoteMachine, res *DeleteResult) error {
+func (a *Activities) deleteISOVolume(ctx context.Context, c client.Client, rm contract.RemoteMachine, res *contract.DeleteResult) error {
 	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: isoName(rm.Machine.Name)}
 	where := fmt.Sprintf("%s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig)
 	dv := &cdiv1beta1.DataVolume{}
@@ -169,7 +170,7 @@ func (a *Activities) deleteISOVolume(ctx context.Context, c client.Client, rm Re
 }
 
 // deleteOnce deletes obj unless it is already terminating, recording it.
-func (a *Activities) deleteOnce(ctx context.Context, c client.Client, cluster, kind string, obj client.Object, res *DeleteResult) error {
+func (a *Activities) deleteOnce(ctx context.Context, c client.Client, cluster, kind string, obj client.Object, res *contract.DeleteResult) error {
 	if obj.GetDeletionTimestamp() != nil {
 		return nil
 	}
@@ -206,27 +207,27 @@ func ownedByUID(obj client.Object, uid types.UID) bool {
 // created in the Machine's namespace and that no live VM references. NADs
 // are shared by every Machine on the same VLAN, so the last one out removes
 // it; NADs made by anyone else are never touched.
-func (a *Activities) DeleteNetwork(ctx context.Context, rm RemoteMachine) (DeleteResult, error) {
+func (a *Activities) DeleteNetwork(ctx context.Context, rm contract.RemoteMachine) (contract.DeleteResult, error) {
 	c, err := a.remote(ctx, rm.KubevirtConfig)
 	if err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 	ns := rm.Machine.Namespace
 	nads := &unstructured.UnstructuredList{}
 	nads.SetGroupVersionKind(nadGVK.GroupVersion().WithKind(nadGVK.Kind + "List"))
 	err = c.List(ctx, nads, client.InNamespace(ns), client.MatchingLabels{names.ManagedByLabel: names.ManagedByValue})
 	if meta.IsNoMatchError(err) {
-		return DeleteResult{}, nil
+		return contract.DeleteResult{}, nil
 	}
 	if err != nil {
-		return DeleteResult{}, classify(err, fmt.Sprintf("list NetworkAttachmentDefinitions in %s on %s", ns, rm.KubevirtConfig))
+		return contract.DeleteResult{}, classify(err, fmt.Sprintf("list NetworkAttachmentDefinitions in %s on %s", ns, rm.KubevirtConfig))
 	}
 	if len(nads.Items) == 0 {
-		return DeleteResult{}, nil
+		return contract.DeleteResult{}, nil
 	}
 	vms := &kubevirtv1.VirtualMachineList{}
 	if err := c.List(ctx, vms, client.InNamespace(ns)); err != nil {
-		return DeleteResult{}, classify(err, fmt.Sprintf("list VirtualMachines in %s on %s", ns, rm.KubevirtConfig))
+		return contract.DeleteResult{}, classify(err, fmt.Sprintf("list VirtualMachines in %s on %s", ns, rm.KubevirtConfig))
 	}
 	inUse := map[string]bool{}
 	for _, vm := range vms.Items {
@@ -247,14 +248,14 @@ func (a *Activities) DeleteNetwork(ctx context.Context, rm RemoteMachine) (Delet
 			}
 		}
 	}
-	res := DeleteResult{}
+	res := contract.DeleteResult{}
 	for i := range nads.Items {
 		nad := &nads.Items[i]
 		if inUse[nad.GetName()] {
 			continue
 		}
 		if err := a.deleteOnce(ctx, c, rm.KubevirtConfig, nadGVK.Kind, nad, &res); err != nil {
-			return DeleteResult{}, err
+			return contract.DeleteResult{}, err
 		}
 	}
 	return res, nil
@@ -264,22 +265,22 @@ func (a *Activities) DeleteNetwork(ctx context.Context, rm RemoteMachine) (Delet
 // the supervisor when it is ours (labelled, or owned by a Machine of that
 // name). Unlike the operator it never blocks on labels or MACs: a foreign
 // object is left alone and deletion carries on.
-func (a *Activities) DeleteNetworkConfiguration(ctx context.Context, ref MachineRef) (DeleteResult, error) {
+func (a *Activities) DeleteNetworkConfiguration(ctx context.Context, ref contract.MachineRef) (contract.DeleteResult, error) {
 	nc := &v1alpha1.NetworkConfiguration{}
 	err := a.supervisor.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, nc)
 	if apierrors.IsNotFound(err) {
-		return DeleteResult{}, nil
+		return contract.DeleteResult{}, nil
 	}
 	if err != nil {
-		return DeleteResult{}, classify(err, fmt.Sprintf("get NetworkConfiguration %s/%s", ref.Namespace, ref.Name))
+		return contract.DeleteResult{}, classify(err, fmt.Sprintf("get NetworkConfiguration %s/%s", ref.Namespace, ref.Name))
 	}
 	if !isManaged(nc) && !ownedByKind(nc, "Machine", ref.Name) {
 		activity.GetLogger(ctx).Warn("NetworkConfiguration is not ours, leaving it", "networkConfiguration", objectName(ref.Namespace, ref.Name))
-		return DeleteResult{}, nil
+		return contract.DeleteResult{}, nil
 	}
-	res := DeleteResult{}
+	res := contract.DeleteResult{}
 	if err := a.deleteOnce(ctx, a.supervisor, "the supervisor", "NetworkConfiguration", nc, &res); err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 	return res, nil
 }

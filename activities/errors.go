@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
 )
 
@@ -50,15 +51,15 @@ func classify(err error, what string) error {
 		// server restarted and has not published its CRDs in discovery
 		// yet: failing the Machine for it would be wrong, and the retry
 		// policy bounds the wait.
-		return newAppError(ErrTypeClusterUnreachable, false, err, "%s: API not served (yet)", what)
+		return newAppError(contract.ErrTypeClusterUnreachable, false, err, "%s: API not served (yet)", what)
 	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
-		return newAppError(ErrTypeUnauthorized, true, err, "%s", what)
+		return newAppError(contract.ErrTypeUnauthorized, true, err, "%s", what)
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
-		return newAppError(ErrTypeInvalidSpec, true, err, "%s: rejected by the API server", what)
+		return newAppError(contract.ErrTypeInvalidSpec, true, err, "%s: rejected by the API server", what)
 	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err),
 		errors.As(err, &netErr):
-		return newAppError(ErrTypeClusterUnreachable, false, err, "%s", what)
+		return newAppError(contract.ErrTypeClusterUnreachable, false, err, "%s", what)
 	}
 	// Conflicts, AlreadyExists races and anything unknown: retrying is the
 	// safe default, the workflow's retry policy bounds it.
@@ -72,12 +73,12 @@ var clientsErrorTypes = []struct {
 	errType  string
 	final    bool
 }{
-	{clients.ErrConfigNotFound, ErrTypeConfigNotFound, true},
-	{clients.ErrInvalidKubeconfig, ErrTypeInvalidKubeconfig, true},
-	{clients.ErrUnauthorized, ErrTypeUnauthorized, true},
-	{clients.ErrKubeVirtAPIMissing, ErrTypeKubeVirtMissing, true},
-	{clients.ErrAmbiguousPlacement, ErrTypeAmbiguousPlacement, true},
-	{clients.ErrClusterUnreachable, ErrTypeClusterUnreachable, false},
+	{clients.ErrConfigNotFound, contract.ErrTypeConfigNotFound, true},
+	{clients.ErrInvalidKubeconfig, contract.ErrTypeInvalidKubeconfig, true},
+	{clients.ErrUnauthorized, contract.ErrTypeUnauthorized, true},
+	{clients.ErrKubeVirtAPIMissing, contract.ErrTypeKubeVirtMissing, true},
+	{clients.ErrAmbiguousPlacement, contract.ErrTypeAmbiguousPlacement, true},
+	{clients.ErrClusterUnreachable, contract.ErrTypeClusterUnreachable, false},
 }
 
 func classifyClientsError(err error) (errType string, final, ok bool) {
@@ -107,34 +108,34 @@ func newAppError(errType string, final bool, cause error, format string, args ..
 
 // invalidSpec is the error for a Machine spec that can never work. field is
 // the path of the offending field, e.g. "spec.disks[1].sizeGB".
-func invalidSpec(m MachineRef, field, format string, args ...any) error {
-	return newAppError(ErrTypeInvalidSpec, true, nil, "Machine %s/%s: %s: %s", m.Namespace, m.Name, field, fmt.Sprintf(format, args...))
+func invalidSpec(m contract.MachineRef, field, format string, args ...any) error {
+	return newAppError(contract.ErrTypeInvalidSpec, true, nil, "Machine %s/%s: %s: %s", m.Namespace, m.Name, field, fmt.Sprintf(format, args...))
 }
 
 // conflict is the error for an object we would create that already exists
 // without our managed-by label: it belongs to someone else.
 func conflict(cluster, kind, namespace, name string) error {
-	return newAppError(ErrTypeConflict, true, nil,
+	return newAppError(contract.ErrTypeConflict, true, nil,
 		"%s %s on %s exists and is not managed by machineflow (label %s); refusing to adopt or overwrite it",
 		kind, objectName(namespace, name), cluster, managedBySelector())
 }
 
 // waiting is the retryable error for a dependency that does not exist yet.
 func waiting(format string, args ...any) error {
-	return newAppError(ErrTypeWaiting, false, nil, format, args...)
+	return newAppError(contract.ErrTypeWaiting, false, nil, format, args...)
 }
 
 // bootFailed is the final error of a VM that cannot reach Running.
-func bootFailed(m MachineRef, reason, message string) error {
+func bootFailed(m contract.MachineRef, reason, message string) error {
 	msg := fmt.Sprintf("VirtualMachine %s/%s failed to boot: %s", m.Namespace, m.Name, reason)
 	if message != "" {
 		msg += ": " + message
 	}
-	return newAppError(ErrTypeBootFailed, true, nil, "%s", msg)
+	return newAppError(contract.ErrTypeBootFailed, true, nil, "%s", msg)
 }
 
-func machineNotFound(m MachineRef) error {
-	return newAppError(ErrTypeMachineNotFound, true, nil, "Machine %s/%s not found on the supervisor", m.Namespace, m.Name)
+func machineNotFound(m contract.MachineRef) error {
+	return newAppError(contract.ErrTypeMachineNotFound, true, nil, "Machine %s/%s not found on the supervisor", m.Namespace, m.Name)
 }
 
 func objectName(namespace, name string) string {

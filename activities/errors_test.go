@@ -14,6 +14,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
 )
 
@@ -30,19 +31,19 @@ func TestClassifiedMessagesSayWhatIsWrong(t *testing.T) {
 		err           error
 		want          string
 	}{
-		{"clients error", ErrTypeInvalidKubeconfig, true,
+		{"clients error", contract.ErrTypeInvalidKubeconfig, true,
 			&clients.Error{Kind: clients.ErrInvalidKubeconfig, Config: "c", Reason: "Secret ns/c-kubeconfig not found"},
 			`place Machine ns/vm: KubevirtConfig "c": invalid kubeconfig: Secret ns/c-kubeconfig not found`},
-		{"API status", ErrTypeUnauthorized, true,
+		{"API status", contract.ErrTypeUnauthorized, true,
 			apierrors.NewForbidden(schema.GroupResource{Resource: "virtualmachines"}, "vm", errors.New("RBAC says no")),
 			`place Machine ns/vm: virtualmachines "vm" is forbidden: RBAC says no`},
-		{"transport", ErrTypeClusterUnreachable, false, refused, "place Machine ns/vm: dial tcp: connect: connection refused"},
-		{"request timeout", ErrTypeClusterUnreachable, false,
+		{"transport", contract.ErrTypeClusterUnreachable, false, refused, "place Machine ns/vm: dial tcp: connect: connection refused"},
+		{"request timeout", contract.ErrTypeClusterUnreachable, false,
 			clients.ClassifyRemoteError("c", fmt.Errorf("Get \"https://10.0.0.1/apis\": %w", context.DeadlineExceeded)),
 			`place Machine ns/vm: KubevirtConfig "c": cluster unreachable: Get "https://10.0.0.1/apis": context deadline exceeded`},
 		// What the client's discovery returns while a restarted API server
 		// has not published its CRDs yet: retried, not a failed Machine.
-		{"API not in discovery", ErrTypeClusterUnreachable, false,
+		{"API not in discovery", contract.ErrTypeClusterUnreachable, false,
 			&apiutil.ErrResourceDiscoveryFailed{kubevirtv1.GroupVersion: &meta.NoResourceMatchError{PartialResource: kubevirtv1.GroupVersion.WithResource("")}},
 			"place Machine ns/vm: API not served (yet): unable to retrieve the complete list of server APIs: kubevirt.io/v1: no matches for kubevirt.io/v1, Resource="},
 	} {

@@ -20,6 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/harness/testenv/simulated"
@@ -134,7 +135,7 @@ func (s *suite) create(t *testing.T, c client.Client, objs ...client.Object) {
 	}
 }
 
-func (s *suite) machine(t *testing.T, ns, name string, mutate func(m *v1alpha1.Machine)) MachineRef {
+func (s *suite) machine(t *testing.T, ns, name string, mutate func(m *v1alpha1.Machine)) contract.MachineRef {
 	t.Helper()
 	m := &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.MachineSpec{Provider: v1alpha1.MachineProviderType(names.ProviderKubevirt)}}
@@ -142,7 +143,7 @@ func (s *suite) machine(t *testing.T, ns, name string, mutate func(m *v1alpha1.M
 		mutate(m)
 	}
 	s.create(t, s.env.Supervisor.Client, m)
-	return MachineRef{Namespace: ns, Name: name}
+	return contract.MachineRef{Namespace: ns, Name: name}
 }
 
 func (s *suite) cluster(name string) client.Client { return s.env.Cluster(name).Client }

@@ -9,6 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // KubevirtConfig status values written by RecordClusterHealth.
@@ -36,13 +38,13 @@ func (a *Activities) ListClusters(ctx context.Context) ([]string, error) {
 
 // CheckCluster validates one cluster. An unhealthy cluster is a result,
 // not an error: the health-check workflow reports every cluster.
-func (a *Activities) CheckCluster(ctx context.Context, ref ClusterRef) (ClusterHealth, error) {
+func (a *Activities) CheckCluster(ctx context.Context, ref contract.ClusterRef) (contract.ClusterHealth, error) {
 	start := a.now()
 	err := a.clients.ValidateConnection(ctx, ref.KubevirtConfig)
-	health := ClusterHealth{KubevirtConfig: ref.KubevirtConfig, Healthy: err == nil, CheckedAt: start, Duration: a.now().Sub(start)}
+	health := contract.ClusterHealth{KubevirtConfig: ref.KubevirtConfig, Healthy: err == nil, CheckedAt: start, Duration: a.now().Sub(start)}
 	if err != nil {
 		if ctx.Err() != nil {
-			return ClusterHealth{}, ctx.Err()
+			return contract.ClusterHealth{}, ctx.Err()
 		}
 		// Classified errors name the config and the cause from API statuses
 		// and transports only, never Secret data.
@@ -54,7 +56,7 @@ func (a *Activities) CheckCluster(ctx context.Context, ref ClusterRef) (ClusterH
 // RecordClusterHealth writes a check's outcome to the KubevirtConfig's
 // status on the supervisor, only when phase, status or message change (the
 // check time stays out of the status so that steady health writes nothing).
-func (a *Activities) RecordClusterHealth(ctx context.Context, h ClusterHealth) error {
+func (a *Activities) RecordClusterHealth(ctx context.Context, h contract.ClusterHealth) error {
 	phase, status, message := clusterPhaseReady, clusterHealthy, clusterHealthyMsg
 	if !h.Healthy {
 		phase, status, message = clusterPhaseNotReady, clusterUnhealthy, h.Reason

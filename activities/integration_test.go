@@ -21,6 +21,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
@@ -73,28 +74,28 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 		m.Spec.Network.NetworkNamespaceName = "net42"
 		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserDataSecretRef: &v1alpha1.CloudInitSecretRef{Name: "ci"}}
 	})
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref}
 
 	// Placement, twice: the annotation is patched once.
 	for range 2 {
-		var p Placement
-		s.must(t, &p, s.acts.ResolvePlacement, PlacementInput{Machine: ref, KubevirtConfig: cluster})
+		var p contract.Placement
+		s.must(t, &p, s.acts.ResolvePlacement, contract.PlacementInput{Machine: ref, KubevirtConfig: cluster})
 		require.Equal(t, cluster, p.KubevirtConfig)
 	}
 	m := &v1alpha1.Machine{}
 	require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1"}, m))
 	require.Equal(t, cluster, m.Annotations[names.PlacementAnnotation])
 	require.Equal(t, "hello", m.Annotations[names.VMAnnotationPrefix+"note"], "the patch keeps other annotations")
-	var looked Placement
+	var looked contract.Placement
 	s.must(t, &looked, s.acts.LookupPlacement, ref)
 	require.Equal(t, cluster, looked.KubevirtConfig)
 
-	s.must(t, nil, s.acts.ValidateCluster, ClusterRef{KubevirtConfig: cluster})
+	s.must(t, nil, s.acts.ValidateCluster, contract.ClusterRef{KubevirtConfig: cluster})
 
-	var plan MachinePlan
+	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, ref)
 	require.Equal(t, "4Gi", plan.Memory)
-	require.Equal(t, NetworkPlan{NetworkNamespace: "net42", VLANID: 42}, plan.Network)
+	require.Equal(t, contract.NetworkPlan{NetworkNamespace: "net42", VLANID: 42}, plan.Network)
 	require.True(t, plan.CloudInit)
 
 	for range 2 {
@@ -104,13 +105,13 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, remote.Get(ctx, client.ObjectKey{Name: ns}, remoteNS))
 	require.Equal(t, names.ManagedByValue, remoteNS.Labels[names.ManagedByLabel])
 
-	var vols, vols2 VolumesResult
-	s.must(t, &vols, s.acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
-	s.must(t, &vols2, s.acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
+	var vols, vols2 contract.VolumesResult
+	s.must(t, &vols, s.acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
+	s.must(t, &vols2, s.acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
 	require.Equal(t, []string{"vm1", "vm1-data"}, vols.Created)
 	require.Empty(t, vols2.Created)
 	require.Equal(t, vols.Volumes, vols2.Volumes)
-	require.Equal(t, VolumeStatus{PVCName: "vm1", Size: "20Gi", StorageClass: testenv.DefaultStorageClass, VolumeMode: "Block",
+	require.Equal(t, contract.VolumeStatus{PVCName: "vm1", Size: "20Gi", StorageClass: testenv.DefaultStorageClass, VolumeMode: "Block",
 		AccessModes: []string{"ReadWriteMany"}}, vols.Volumes[0], "the StorageProfile has no Block set: PVC_ACCESS_MODE")
 	pvcs := &corev1.PersistentVolumeClaimList{}
 	require.NoError(t, remote.List(ctx, pvcs, client.InNamespace(ns), ownedBy("vm1")))
@@ -119,9 +120,9 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 		require.Equal(t, p.Name == "vm1", p.Labels[bootPVCLabel] == bootPVCLabelValue, "boot label on %s", p.Name)
 	}
 
-	var net1, net2 NetworkResult
-	s.must(t, &net1, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
-	s.must(t, &net2, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
+	var net1, net2 contract.NetworkResult
+	s.must(t, &net1, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
+	s.must(t, &net2, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
 	require.Equal(t, "vlan42", net1.NetworkName)
 	require.True(t, net1.NADCreated)
 	require.True(t, net1.NetworkConfigurationCreated)
@@ -137,12 +138,12 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	nads := nadList(t, remote, ns)
 	require.Len(t, nads, 1)
 
-	var vm1, vm2 VirtualMachineResult
-	s.must(t, &vm1, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net1})
-	s.must(t, &vm2, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net1})
+	var vm1, vm2 contract.VirtualMachineResult
+	s.must(t, &vm1, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net1})
+	s.must(t, &vm2, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net1})
 	require.True(t, vm1.Created)
 	require.False(t, vm2.Created)
-	require.Equal(t, VirtualMachineResult{Namespace: ns, Name: "vm1"}, VirtualMachineResult{Namespace: vm2.Namespace, Name: vm2.Name})
+	require.Equal(t, contract.VirtualMachineResult{Namespace: ns, Name: "vm1"}, contract.VirtualMachineResult{Namespace: vm2.Namespace, Name: vm2.Name})
 	vm := &kubevirtv1.VirtualMachine{}
 	require.NoError(t, remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1"}, vm))
 	require.Equal(t, map[string]string{names.VMAnnotationPrefix + "note": "hello"}, vm.Annotations)
@@ -150,15 +151,15 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	require.Equal(t, cloudInitSecretPayload, vols3[len(vols3)-1].CloudInitNoCloud.UserData, "cloud-init from the Secret, key userdata")
 	require.Equal(t, net1.MACAddress, vm.Spec.Template.Spec.Domain.Devices.Interfaces[0].MacAddress)
 
-	var obs VMObservation
+	var obs contract.VMObservation
 	s.must(t, &obs, s.acts.WaitForVirtualMachine, rm)
 	require.Equal(t, v1alpha1.MachinePhaseRunning, obs.Phase)
 	require.NotEmpty(t, obs.IPAddresses)
 	require.True(t, strings.HasPrefix(obs.IPAddresses[0], "10.100."), "address from cluster 1's pool: %v", obs.IPAddresses)
 
-	var st1, st2 StatusResult
-	upd := StatusUpdate{Machine: ref, Phase: obs.Phase, KubevirtConfig: cluster, Observation: &obs,
-		Condition: &Condition{Type: v1alpha1.MachineConditionReady, Status: v1alpha1.ConditionTrue, Reason: "Running"}}
+	var st1, st2 contract.StatusResult
+	upd := contract.StatusUpdate{Machine: ref, Phase: obs.Phase, KubevirtConfig: cluster, Observation: &obs,
+		Condition: &contract.Condition{Type: v1alpha1.MachineConditionReady, Status: v1alpha1.ConditionTrue, Reason: "Running"}}
 	s.must(t, &st1, s.acts.UpdateMachineStatus, upd)
 	require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1"}, m))
 	rv := m.ResourceVersion
@@ -174,7 +175,7 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	require.Nil(t, m.Status.FailureReason)
 
 	// Deprovision in the safe order, each step twice.
-	var del DeleteResult
+	var del contract.DeleteResult
 	s.must(t, &del, s.acts.DeleteVirtualMachine, rm)
 	require.Equal(t, []string{"VirtualMachine " + ns + "/vm1 on " + cluster}, del.Deleted)
 	err := remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1"}, &kubevirtv1.VirtualMachineInstance{})
@@ -184,9 +185,9 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	s.must(t, &del, s.acts.DeleteVirtualMachine, rm)
 	require.Empty(t, del.Deleted)
 
-	s.must(t, &del, s.acts.DeleteVolumes, DeleteVolumesInput{RemoteMachine: rm})
+	s.must(t, &del, s.acts.DeleteVolumes, contract.DeleteVolumesInput{RemoteMachine: rm})
 	require.Len(t, del.Deleted, 2)
-	s.must(t, &del, s.acts.DeleteVolumes, DeleteVolumesInput{RemoteMachine: rm})
+	s.must(t, &del, s.acts.DeleteVolumes, contract.DeleteVolumesInput{RemoteMachine: rm})
 	require.Empty(t, del.Deleted)
 	require.NoError(t, remote.List(ctx, pvcs, client.InNamespace(ns), ownedBy("vm1")))
 	require.Zero(t, countLive(t, pvcs.Items, func(p corev1.PersistentVolumeClaim) bool { return p.DeletionTimestamp != nil }))
@@ -216,51 +217,51 @@ func testPlacement(t *testing.T, s *suite) {
 	ref := s.machine(t, ns, "p1", nil)
 
 	// Two clusters, no annotation, no VM anywhere: nothing to decide by.
-	err := s.run(t, nil, s.acts.ResolvePlacement, PlacementInput{Machine: ref})
-	requireAppError(t, err, ErrTypeAmbiguousPlacement, true)
+	err := s.run(t, nil, s.acts.ResolvePlacement, contract.PlacementInput{Machine: ref})
+	requireAppError(t, err, contract.ErrTypeAmbiguousPlacement, true)
 
-	err = s.run(t, nil, s.acts.ResolvePlacement, PlacementInput{Machine: ref, KubevirtConfig: "no-such-config"})
-	requireAppError(t, err, ErrTypeConfigNotFound, true)
+	err = s.run(t, nil, s.acts.ResolvePlacement, contract.PlacementInput{Machine: ref, KubevirtConfig: "no-such-config"})
+	requireAppError(t, err, contract.ErrTypeConfigNotFound, true)
 
-	s.must(t, nil, s.acts.ResolvePlacement, PlacementInput{Machine: ref, KubevirtConfig: testenv.ClusterName(2)})
+	s.must(t, nil, s.acts.ResolvePlacement, contract.PlacementInput{Machine: ref, KubevirtConfig: testenv.ClusterName(2)})
 	// Without a request the annotation wins.
-	var p Placement
-	s.must(t, &p, s.acts.ResolvePlacement, PlacementInput{Machine: ref})
+	var p contract.Placement
+	s.must(t, &p, s.acts.ResolvePlacement, contract.PlacementInput{Machine: ref})
 	require.Equal(t, testenv.ClusterName(2), p.KubevirtConfig)
-	err = s.run(t, nil, s.acts.ResolvePlacement, PlacementInput{Machine: ref, KubevirtConfig: testenv.ClusterName(1)})
-	appErr := requireAppError(t, err, ErrTypeAmbiguousPlacement, true)
+	err = s.run(t, nil, s.acts.ResolvePlacement, contract.PlacementInput{Machine: ref, KubevirtConfig: testenv.ClusterName(1)})
+	appErr := requireAppError(t, err, contract.ErrTypeAmbiguousPlacement, true)
 	require.Contains(t, appErr.Message(), `placed on KubevirtConfig "kubevirt-2"`)
 
-	s.must(t, &p, s.acts.LookupPlacement, MachineRef{Namespace: ns, Name: "gone"})
+	s.must(t, &p, s.acts.LookupPlacement, contract.MachineRef{Namespace: ns, Name: "gone"})
 	require.Empty(t, p.KubevirtConfig)
-	s.must(t, nil, s.acts.InvalidateClusterClient, ClusterRef{KubevirtConfig: testenv.ClusterName(2)})
+	s.must(t, nil, s.acts.InvalidateClusterClient, contract.ClusterRef{KubevirtConfig: testenv.ClusterName(2)})
 
-	err = s.run(t, nil, s.acts.ResolvePlacement, PlacementInput{Machine: MachineRef{Namespace: ns, Name: "gone"}})
-	requireAppError(t, err, ErrTypeMachineNotFound, true)
+	err = s.run(t, nil, s.acts.ResolvePlacement, contract.PlacementInput{Machine: contract.MachineRef{Namespace: ns, Name: "gone"}})
+	requireAppError(t, err, contract.ErrTypeMachineNotFound, true)
 }
 
 func testLoadMachineFailures(t *testing.T, s *suite) {
 	sup := s.env.Supervisor.Client
 	ns := s.namespace(t, "load")
-	err := s.run(t, nil, s.acts.LoadMachine, MachineRef{Namespace: ns, Name: "missing"})
-	requireAppError(t, err, ErrTypeMachineNotFound, true)
+	err := s.run(t, nil, s.acts.LoadMachine, contract.MachineRef{Namespace: ns, Name: "missing"})
+	requireAppError(t, err, contract.ErrTypeMachineNotFound, true)
 
 	aws := s.machine(t, ns, "aws", func(m *v1alpha1.Machine) { m.Spec.Provider = "aws" })
-	appErr := requireAppError(t, s.run(t, nil, s.acts.LoadMachine, aws), ErrTypeUnsupportedProvider, true)
+	appErr := requireAppError(t, s.run(t, nil, s.acts.LoadMachine, aws), contract.ErrTypeUnsupportedProvider, true)
 	require.Contains(t, appErr.Message(), "spec.provider")
 
 	noClass := s.machine(t, ns, "noclass", func(m *v1alpha1.Machine) { m.Spec.MachineClass = "huge" })
-	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, noClass), ErrTypeInvalidSpec, true)
+	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, noClass), contract.ErrTypeInvalidSpec, true)
 	require.Contains(t, appErr.Message(), `spec.machineClass: MachineClass "huge" not found`)
 
 	noNet := s.machine(t, ns, "nonet", func(m *v1alpha1.Machine) { m.Spec.Network.NetworkNamespaceName = "absent" })
-	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, noNet), ErrTypeInvalidSpec, true)
+	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, noNet), contract.ErrTypeInvalidSpec, true)
 	require.Contains(t, appErr.Message(), `spec.network.networkNamespaceName: NetworkNamespace "absent" not found`)
 
 	badDisk := s.machine(t, ns, "baddisk", func(m *v1alpha1.Machine) {
 		m.Spec.Disks = []v1alpha1.MachineSpecDisk{{SizeGB: 1, Boot: true}, {Name: "x", SizeGB: 2, Boot: true}}
 	})
-	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, badDisk), ErrTypeInvalidSpec, true)
+	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, badDisk), contract.ErrTypeInvalidSpec, true)
 	require.Contains(t, appErr.Message(), "spec.disks[1].boot: only one disk can boot")
 
 	// Cloud-init sources that do not exist yet are a retryable wait, then work.
@@ -268,11 +269,11 @@ func testLoadMachineFailures(t *testing.T, s *suite) {
 		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n",
 			NetworkDataConfigMapRef: &v1alpha1.CloudInitConfigMapRef{Name: "netcfg", Key: "net"}}
 	})
-	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, ci), ErrTypeWaiting, false)
+	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, ci), contract.ErrTypeWaiting, false)
 	require.Contains(t, appErr.Message(), "spec.cloudInit.networkDataConfigMapRef: ConfigMap "+ns+"/netcfg does not exist yet")
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "netcfg"}, Data: map[string]string{"other": "x"}}
 	s.create(t, sup, cm)
-	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, ci), ErrTypeWaiting, false)
+	appErr = requireAppError(t, s.run(t, nil, s.acts.LoadMachine, ci), contract.ErrTypeWaiting, false)
 	require.Contains(t, appErr.Message(), `has no key "net" yet`)
 	cm.Data = map[string]string{"net": "version: 1\n"}
 	require.NoError(t, sup.Update(t.Context(), cm))
@@ -280,9 +281,9 @@ func testLoadMachineFailures(t *testing.T, s *suite) {
 
 	// Legacy NetworkNamespace lookup: the one named after the Machine.
 	s.create(t, sup, networkNamespace(ns, "legacy", &v1alpha1.NetworkNamespaceIPAllocation{Type: v1alpha1.IPAllocationTypeDHCP}))
-	var plan MachinePlan
+	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, s.machine(t, ns, "legacy", nil))
-	require.Equal(t, NetworkPlan{NetworkNamespace: "legacy", PodNetwork: true}, plan.Network)
+	require.Equal(t, contract.NetworkPlan{NetworkNamespace: "legacy", PodNetwork: true}, plan.Network)
 	// ... else the first in the namespace.
 	s.must(t, &plan, s.acts.LoadMachine, s.machine(t, ns, "other", nil))
 	require.Equal(t, "legacy", plan.Network.NetworkNamespace)
@@ -293,7 +294,7 @@ func testConflicts(t *testing.T, s *suite, cluster string) {
 	remote := s.cluster(cluster)
 	ns := s.namespace(t, "conflict")
 	ref := s.machine(t, ns, "c1", nil)
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref}
 	s.must(t, nil, s.acts.EnsureNamespace, rm)
 
 	foreignPVC := &corev1.PersistentVolumeClaim{
@@ -302,9 +303,9 @@ func testConflicts(t *testing.T, s *suite, cluster string) {
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
 	}
 	s.create(t, remote, foreignPVC)
-	disks := []DiskPlan{{Name: "root", PVCName: "c1", Size: "10Gi", Bus: "virtio", BootOrder: 1}}
-	err := s.run(t, nil, s.acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: disks})
-	appErr := requireAppError(t, err, ErrTypeConflict, true)
+	disks := []contract.DiskPlan{{Name: "root", PVCName: "c1", Size: "10Gi", Bus: "virtio", BootOrder: 1}}
+	err := s.run(t, nil, s.acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: disks})
+	appErr := requireAppError(t, err, contract.ErrTypeConflict, true)
 	require.Contains(t, appErr.Message(), "PersistentVolumeClaim "+ns+"/c1 on "+cluster)
 	got := &corev1.PersistentVolumeClaim{}
 	require.NoError(t, remote.Get(ctx, client.ObjectKeyFromObject(foreignPVC), got))
@@ -315,22 +316,22 @@ func testConflicts(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, err)
 	foreignNAD.SetLabels(nil)
 	s.create(t, remote, foreignNAD)
-	err = s.run(t, nil, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: NetworkPlan{VLANID: 7}})
-	requireAppError(t, err, ErrTypeConflict, true)
+	err = s.run(t, nil, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: contract.NetworkPlan{VLANID: 7}})
+	requireAppError(t, err, contract.ErrTypeConflict, true)
 
 	foreignVM := &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c1"},
 		Spec: kubevirtv1.VirtualMachineSpec{Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{}}}
 	s.create(t, remote, foreignVM)
 	plan := basePlan()
 	plan.Machine = ref
-	err = s.run(t, nil, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: cluster, Plan: plan,
-		Network: NetworkResult{NetworkName: "default", MACAddress: "02:12:00:00:00:09"}})
-	requireAppError(t, err, ErrTypeConflict, true)
+	err = s.run(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan,
+		Network: contract.NetworkResult{NetworkName: "default", MACAddress: "02:12:00:00:00:09"}})
+	requireAppError(t, err, contract.ErrTypeConflict, true)
 	// Deletion leaves what is not ours alone.
-	var del DeleteResult
+	var del contract.DeleteResult
 	s.must(t, &del, s.acts.DeleteVirtualMachine, rm)
 	require.Empty(t, del.Deleted)
-	s.must(t, &del, s.acts.DeleteVolumes, DeleteVolumesInput{RemoteMachine: rm})
+	s.must(t, &del, s.acts.DeleteVolumes, contract.DeleteVolumesInput{RemoteMachine: rm})
 	require.Empty(t, del.Deleted)
 	s.must(t, &del, s.acts.DeleteNetwork, rm)
 	require.Empty(t, del.Deleted)
@@ -340,16 +341,16 @@ func testConflicts(t *testing.T, s *suite, cluster string) {
 }
 
 // provisionVM runs the Ensure activities for a Machine on the pod network.
-func provisionVM(t *testing.T, s *suite, cluster string, ref MachineRef) (MachinePlan, NetworkResult) {
+func provisionVM(t *testing.T, s *suite, cluster string, ref contract.MachineRef) (contract.MachinePlan, contract.NetworkResult) {
 	t.Helper()
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
-	var plan MachinePlan
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, ref)
 	s.must(t, nil, s.acts.EnsureNamespace, rm)
-	s.must(t, nil, s.acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
-	var net NetworkResult
-	s.must(t, &net, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
-	s.must(t, nil, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net})
+	s.must(t, nil, s.acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
+	var net contract.NetworkResult
+	s.must(t, &net, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
+	s.must(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net})
 	return plan, net
 }
 
@@ -370,17 +371,17 @@ func testBootFailures(t *testing.T, s *suite, cluster string) {
 				m.Annotations = map[string]string{kubevirtsim.FailureAnnotation: string(f)}
 			})
 			provisionVM(t, s, cluster, ref)
-			err := s.run(t, nil, s.acts.WaitForVirtualMachine, RemoteMachine{KubevirtConfig: cluster, Machine: ref})
-			appErr := requireAppError(t, err, ErrTypeBootFailed, true)
+			err := s.run(t, nil, s.acts.WaitForVirtualMachine, contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref})
+			appErr := requireAppError(t, err, contract.ErrTypeBootFailed, true)
 			require.Contains(t, appErr.Message(), "VirtualMachine "+ns+"/"+name+" failed to boot: "+want[f])
 
-			var st StatusResult
-			s.must(t, &st, s.acts.UpdateMachineStatus, StatusUpdate{Machine: ref, Phase: v1alpha1.MachinePhaseFailed,
-				Failure: &Failure{Reason: ErrTypeBootFailed, Message: appErr.Message()}})
+			var st contract.StatusResult
+			s.must(t, &st, s.acts.UpdateMachineStatus, contract.StatusUpdate{Machine: ref, Phase: v1alpha1.MachinePhaseFailed,
+				Failure: &contract.Failure{Reason: contract.ErrTypeBootFailed, Message: appErr.Message()}})
 			require.True(t, st.Changed)
 			m := &v1alpha1.Machine{}
 			require.NoError(t, s.env.Supervisor.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, m))
-			require.Equal(t, ErrTypeBootFailed, *m.Status.FailureReason)
+			require.Equal(t, contract.ErrTypeBootFailed, *m.Status.FailureReason)
 		})
 	}
 }
@@ -391,7 +392,7 @@ func testWaitHeartbeat(t *testing.T, s *suite, cluster string) {
 		m.Annotations = map[string]string{kubevirtsim.BootDelayAnnotation: "1500ms"}
 	})
 	provisionVM(t, s, cluster, ref)
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref}
 
 	firstSeen := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
@@ -403,7 +404,7 @@ func testWaitHeartbeat(t *testing.T, s *suite, cluster string) {
 		require.NoError(t, details.Get(&p))
 		beats = append(beats, p)
 	})
-	var obs VMObservation
+	var obs contract.VMObservation
 	require.NoError(t, s.exec(t, env, &obs, s.acts.WaitForVirtualMachine, rm))
 	require.Equal(t, "Running", obs.Phase)
 	// The SDK throttles heartbeats, so the listener sees the first of them.
@@ -425,7 +426,7 @@ func testWaitHeartbeat(t *testing.T, s *suite, cluster string) {
 	start := time.Now()
 	timer := time.AfterFunc(time.Second, cancel)
 	defer timer.Stop()
-	err := s.exec(t, env, nil, s.acts.WaitForVirtualMachine, RemoteMachine{KubevirtConfig: cluster, Machine: stuck})
+	err := s.exec(t, env, nil, s.acts.WaitForVirtualMachine, contract.RemoteMachine{KubevirtConfig: cluster, Machine: stuck})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "canceled")
 	require.GreaterOrEqual(t, time.Since(start), time.Second, "a healthy-but-slow boot is not given up on")
@@ -445,18 +446,18 @@ func testISOAndStaticNetwork(t *testing.T, s *suite, cluster string) {
 		m.Spec.Network.NetworkNamespaceName = "static"
 		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
 	})
-	var plan MachinePlan
+	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, ref)
-	s.must(t, nil, s.acts.EnsureNamespace, RemoteMachine{KubevirtConfig: cluster, Machine: ref})
+	s.must(t, nil, s.acts.EnsureNamespace, contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref})
 	require.True(t, plan.Boot.ISO)
 	require.True(t, plan.Network.Static)
-	var net NetworkResult
-	s.must(t, &net, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
+	var net contract.NetworkResult
+	s.must(t, &net, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: plan.Network})
 	require.Equal(t, "vlan0", net.NADName, "static allocation uses an untagged bridge")
-	in := VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net}
+	in := contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net}
 
 	// No address allocated yet: wait, create nothing.
-	appErr := requireAppError(t, s.run(t, nil, s.acts.EnsureVirtualMachine, in), ErrTypeWaiting, false)
+	appErr := requireAppError(t, s.run(t, nil, s.acts.EnsureVirtualMachine, in), contract.ErrTypeWaiting, false)
 	require.Contains(t, appErr.Message(), "no IPv4 address allocated yet")
 	err := remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, &kubevirtv1.VirtualMachine{})
 	require.True(t, apierrors.IsNotFound(err))
@@ -467,7 +468,7 @@ func testISOAndStaticNetwork(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, sup.Status().Update(ctx, nc))
 
 	heads := s.iso.heads.Load()
-	var res VirtualMachineResult
+	var res contract.VirtualMachineResult
 	s.must(t, &res, s.acts.EnsureVirtualMachine, in)
 	require.True(t, res.Created)
 	s.must(t, &res, s.acts.EnsureVirtualMachine, in)
@@ -503,7 +504,7 @@ func testISOURLOutOfHistory(t *testing.T, s *suite, cluster string) {
 		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
 	}
 
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: s.machine(t, ns, "signed", isoMachine)}
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: s.machine(t, ns, "signed", isoMachine)}
 	heads := s.iso.heads.Load()
 	provisionISOMachine(t, s, rm)
 	require.Equal(t, heads+1, s.iso.heads.Load(), "the ISO is sized from the Machine's URL")
@@ -511,19 +512,19 @@ func testISOURLOutOfHistory(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "signed"}, vm))
 	require.Equal(t, imageURL, vm.Spec.DataVolumeTemplates[0].Spec.Source.HTTP.URL)
 
-	gone := RemoteMachine{KubevirtConfig: cluster, Machine: s.machine(t, ns, "gone", isoMachine)}
-	var plan MachinePlan
+	gone := contract.RemoteMachine{KubevirtConfig: cluster, Machine: s.machine(t, ns, "gone", isoMachine)}
+	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, gone.Machine)
-	require.Equal(t, BootPlan{HasImage: true, ISO: true, ISOSourceType: isoSourceHTTP}, plan.Boot)
+	require.Equal(t, contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: isoSourceHTTP}, plan.Boot)
 	m := &v1alpha1.Machine{}
 	require.NoError(t, s.env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gone"}, m))
 	m.Spec.OS.ImageID = ""
 	require.NoError(t, s.env.Supervisor.Client.Update(ctx, m))
 	s.must(t, nil, s.acts.EnsureNamespace, gone)
-	var net NetworkResult
-	s.must(t, &net, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: gone.Machine, Network: plan.Network})
-	err := s.run(t, nil, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net})
-	appErr := requireAppError(t, err, ErrTypeInvalidSpec, true)
+	var net contract.NetworkResult
+	s.must(t, &net, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: gone.Machine, Network: plan.Network})
+	err := s.run(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan, Network: net})
+	appErr := requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
 	require.Contains(t, appErr.Message(), "Machine "+ns+"/gone: spec.os.imageID: changed since LoadMachine")
 	err = remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gone"}, &kubevirtv1.VirtualMachine{})
 	require.True(t, apierrors.IsNotFound(err), "no VM for a Machine that contradicts its plan: %v", err)
@@ -536,12 +537,12 @@ func testPartialDeletion(t *testing.T, s *suite, cluster string) {
 	ref := s.machine(t, ns, "half", func(m *v1alpha1.Machine) {
 		m.Spec.Disks = []v1alpha1.MachineSpecDisk{{SizeGB: 2, Boot: true}, {Name: "logs", SizeGB: 1}}
 	})
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
-	var plan MachinePlan
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, ref)
 	s.must(t, nil, s.acts.EnsureNamespace, rm)
-	s.must(t, nil, s.acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
-	s.must(t, nil, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: NetworkPlan{VLANID: 99}})
+	s.must(t, nil, s.acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: cluster, Machine: ref, Disks: plan.Disks})
+	s.must(t, nil, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: contract.NetworkPlan{VLANID: 99}})
 	// A left-over ISO DataVolume from an earlier run.
 	dv := &unstructured.Unstructured{}
 	dv.SetAPIVersion("cdi.kubevirt.io/v1beta1")
@@ -553,11 +554,11 @@ func testPartialDeletion(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, unstructured.SetNestedField(dv.Object, map[string]any{"resources": map[string]any{"requests": map[string]any{"storage": "1Gi"}}}, "spec", "storage"))
 	s.create(t, remote, dv)
 
-	var del DeleteResult
+	var del contract.DeleteResult
 	s.must(t, &del, s.acts.DeleteVirtualMachine, rm)
 	require.Empty(t, del.Deleted, "there never was a VM")
 	// Compensation passes only what its run created.
-	s.must(t, &del, s.acts.DeleteVolumes, DeleteVolumesInput{RemoteMachine: rm, PVCNames: []string{"half-logs"}})
+	s.must(t, &del, s.acts.DeleteVolumes, contract.DeleteVolumesInput{RemoteMachine: rm, PVCNames: []string{"half-logs"}})
 	require.ElementsMatch(t, []string{
 		"PersistentVolumeClaim " + ns + "/half-logs on " + cluster,
 		"DataVolume " + ns + "/half-iso on " + cluster,
@@ -565,28 +566,28 @@ func testPartialDeletion(t *testing.T, s *suite, cluster string) {
 	pvc := &corev1.PersistentVolumeClaim{}
 	require.NoError(t, remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "half"}, pvc))
 	require.Nil(t, pvc.DeletionTimestamp, "unnamed claims stay")
-	s.must(t, &del, s.acts.DeleteVolumes, DeleteVolumesInput{RemoteMachine: rm})
+	s.must(t, &del, s.acts.DeleteVolumes, contract.DeleteVolumesInput{RemoteMachine: rm})
 	require.Equal(t, []string{"PersistentVolumeClaim " + ns + "/half on " + cluster}, del.Deleted)
 
 	// The NAD stays while another VM uses it, and goes with the last user.
 	other := s.machine(t, ns, "user", nil)
 	otherPlan := basePlan()
 	otherPlan.Machine = other
-	var otherNet NetworkResult
-	s.must(t, &otherNet, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: cluster, Machine: other, Network: NetworkPlan{VLANID: 99}})
+	var otherNet contract.NetworkResult
+	s.must(t, &otherNet, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: other, Network: contract.NetworkPlan{VLANID: 99}})
 	require.False(t, otherNet.NADCreated, "the VLAN's NAD is shared")
-	s.must(t, nil, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: cluster, Plan: otherPlan, Network: otherNet})
+	s.must(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: otherPlan, Network: otherNet})
 	s.must(t, &del, s.acts.DeleteNetwork, rm)
 	require.Empty(t, del.Deleted)
-	s.must(t, nil, s.acts.DeleteVirtualMachine, RemoteMachine{KubevirtConfig: cluster, Machine: other})
+	s.must(t, nil, s.acts.DeleteVirtualMachine, contract.RemoteMachine{KubevirtConfig: cluster, Machine: other})
 	s.must(t, &del, s.acts.DeleteNetwork, rm)
 	require.Equal(t, []string{"NetworkAttachmentDefinition " + ns + "/vlan99 on " + cluster}, del.Deleted)
 
 	s.must(t, &del, s.acts.DeleteNetworkConfiguration, ref)
 	require.Len(t, del.Deleted, 1)
 	// A Machine that is gone: status writes are no-ops.
-	var st StatusResult
-	s.must(t, &st, s.acts.UpdateMachineStatus, StatusUpdate{Machine: MachineRef{Namespace: ns, Name: "gone"}, Phase: "Terminated"})
+	var st contract.StatusResult
+	s.must(t, &st, s.acts.UpdateMachineStatus, contract.StatusUpdate{Machine: contract.MachineRef{Namespace: ns, Name: "gone"}, Phase: "Terminated"})
 	require.False(t, st.Changed)
 }
 
@@ -596,31 +597,31 @@ func testPartialDeletion(t *testing.T, s *suite, cluster string) {
 func testLongNameDeletion(t *testing.T, s *suite, cluster string) {
 	ns := s.namespace(t, "longname")
 	ref := s.machine(t, ns, strings.Repeat("l", 64), nil)
-	requireAppError(t, s.run(t, nil, s.acts.LoadMachine, ref), ErrTypeInvalidSpec, true)
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	requireAppError(t, s.run(t, nil, s.acts.LoadMachine, ref), contract.ErrTypeInvalidSpec, true)
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref}
 	for _, fn := range []any{s.acts.DeleteVirtualMachine, s.acts.DeleteNetwork} {
-		var del DeleteResult
+		var del contract.DeleteResult
 		s.must(t, &del, fn, rm)
 		require.Empty(t, del.Deleted)
 	}
-	var del DeleteResult
-	s.must(t, &del, s.acts.DeleteVolumes, DeleteVolumesInput{RemoteMachine: rm})
+	var del contract.DeleteResult
+	s.must(t, &del, s.acts.DeleteVolumes, contract.DeleteVolumesInput{RemoteMachine: rm})
 	require.Empty(t, del.Deleted)
 }
 
 func testStorageClass(t *testing.T, s *suite, cluster string) {
 	ns := s.namespace(t, "storage")
 	ref := s.machine(t, ns, "sc", nil)
-	s.must(t, nil, s.acts.EnsureNamespace, RemoteMachine{KubevirtConfig: cluster, Machine: ref})
+	s.must(t, nil, s.acts.EnsureNamespace, contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref})
 	settings := s.settings
 	settings.StorageClassName = "fast-nvme"
 	acts, err := New(Deps{Clients: s.clients, Supervisor: s.env.Supervisor.Client, Settings: settings})
 	require.NoError(t, err)
 	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	_, err = env.ExecuteActivity(acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref,
-		Disks: []DiskPlan{{Name: "root", PVCName: "sc", Size: "1Gi", BootOrder: 1}}})
-	appErr := requireAppError(t, err, ErrTypeStorageClassNotFound, true)
+	_, err = env.ExecuteActivity(acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: cluster, Machine: ref,
+		Disks: []contract.DiskPlan{{Name: "root", PVCName: "sc", Size: "1Gi", BootOrder: 1}}})
+	appErr := requireAppError(t, err, contract.ErrTypeStorageClassNotFound, true)
 	require.Contains(t, appErr.Message(), `StorageClass "fast-nvme" (STORAGE_CLASS_NAME) does not exist on `+cluster)
 
 	// Filesystem volumes take the StorageProfile's access mode.
@@ -630,10 +631,10 @@ func testStorageClass(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, err)
 	env = (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	val, err := env.ExecuteActivity(acts.EnsureVolumes, VolumesInput{KubevirtConfig: cluster, Machine: ref,
-		Disks: []DiskPlan{{Name: "root", PVCName: "sc", Size: "1Gi", BootOrder: 1}}})
+	val, err := env.ExecuteActivity(acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: cluster, Machine: ref,
+		Disks: []contract.DiskPlan{{Name: "root", PVCName: "sc", Size: "1Gi", BootOrder: 1}}})
 	require.NoError(t, err)
-	var res VolumesResult
+	var res contract.VolumesResult
 	require.NoError(t, val.Get(&res))
 	require.Equal(t, []string{"ReadWriteOnce"}, res.Volumes[0].AccessModes)
 	require.Equal(t, "Filesystem", res.Volumes[0].VolumeMode)
@@ -649,24 +650,24 @@ func testHealth(t *testing.T, s *suite) {
 	s.must(t, &names, s.acts.ListClusters)
 	require.Equal(t, []string{"a-unreachable", "b-garbage", testenv.ClusterName(1), testenv.ClusterName(2)}, names)
 
-	err := s.run(t, nil, s.acts.ValidateCluster, ClusterRef{KubevirtConfig: "a-unreachable"})
-	requireAppError(t, err, ErrTypeClusterUnreachable, false)
-	err = s.run(t, nil, s.acts.ValidateCluster, ClusterRef{KubevirtConfig: "b-garbage"})
-	requireAppError(t, err, ErrTypeInvalidKubeconfig, true)
-	err = s.run(t, nil, s.acts.ValidateCluster, ClusterRef{KubevirtConfig: "absent"})
-	requireAppError(t, err, ErrTypeConfigNotFound, true)
+	err := s.run(t, nil, s.acts.ValidateCluster, contract.ClusterRef{KubevirtConfig: "a-unreachable"})
+	requireAppError(t, err, contract.ErrTypeClusterUnreachable, false)
+	err = s.run(t, nil, s.acts.ValidateCluster, contract.ClusterRef{KubevirtConfig: "b-garbage"})
+	requireAppError(t, err, contract.ErrTypeInvalidKubeconfig, true)
+	err = s.run(t, nil, s.acts.ValidateCluster, contract.ClusterRef{KubevirtConfig: "absent"})
+	requireAppError(t, err, contract.ErrTypeConfigNotFound, true)
 
-	var healthy, broken ClusterHealth
-	s.must(t, &healthy, s.acts.CheckCluster, ClusterRef{KubevirtConfig: testenv.ClusterName(1)})
+	var healthy, broken contract.ClusterHealth
+	s.must(t, &healthy, s.acts.CheckCluster, contract.ClusterRef{KubevirtConfig: testenv.ClusterName(1)})
 	require.True(t, healthy.Healthy)
 	require.Empty(t, healthy.Reason)
 	require.False(t, healthy.CheckedAt.IsZero())
-	s.must(t, &broken, s.acts.CheckCluster, ClusterRef{KubevirtConfig: "b-garbage"})
+	s.must(t, &broken, s.acts.CheckCluster, contract.ClusterRef{KubevirtConfig: "b-garbage"})
 	require.False(t, broken.Healthy)
-	require.Contains(t, broken.Reason, ErrTypeInvalidKubeconfig)
+	require.Contains(t, broken.Reason, contract.ErrTypeInvalidKubeconfig)
 	require.NotContains(t, broken.Reason, "not: [a kubeconfig")
 
-	for _, h := range []ClusterHealth{healthy, broken} {
+	for _, h := range []contract.ClusterHealth{healthy, broken} {
 		s.must(t, nil, s.acts.RecordClusterHealth, h)
 		kvc := &v1alpha1.KubevirtConfig{}
 		require.NoError(t, sup.Get(ctx, client.ObjectKey{Name: h.KubevirtConfig}, kvc))
@@ -681,7 +682,7 @@ func testHealth(t *testing.T, s *suite) {
 			require.Equal(t, h.Reason, kvc.Status.Message)
 		}
 	}
-	s.must(t, nil, s.acts.RecordClusterHealth, ClusterHealth{KubevirtConfig: "deleted-meanwhile", Healthy: true})
+	s.must(t, nil, s.acts.RecordClusterHealth, contract.ClusterHealth{KubevirtConfig: "deleted-meanwhile", Healthy: true})
 
 	// Duration and CheckedAt come from the injected clock.
 	t0 := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -689,10 +690,10 @@ func testHealth(t *testing.T, s *suite) {
 	require.NoError(t, err)
 	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	var timed ClusterHealth
-	require.NoError(t, s.exec(t, env, &timed, acts.CheckCluster, ClusterRef{KubevirtConfig: "a-unreachable"}))
+	var timed contract.ClusterHealth
+	require.NoError(t, s.exec(t, env, &timed, acts.CheckCluster, contract.ClusterRef{KubevirtConfig: "a-unreachable"}))
 	require.False(t, timed.Healthy)
-	require.Contains(t, timed.Reason, ErrTypeClusterUnreachable)
+	require.Contains(t, timed.Reason, contract.ErrTypeClusterUnreachable)
 	require.Equal(t, 250*time.Millisecond, timed.Duration)
 	require.True(t, timed.CheckedAt.Equal(t0))
 }

@@ -13,14 +13,9 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
-
-// ISOCleanupPending says whether a Machine asks for its ISO to be removed
-// and CleanupISO has not recorded doing so.
-func ISOCleanupPending(annotations map[string]string) bool {
-	return names.ISOCleanupTriggered(annotations) && annotations[names.ISOCleanedUpAnnotation] != "true"
-}
 
 // isoPatchAttempts bounds the re-reads when the VM changes between our read
 // and our patch (the patch's test operations then fail).
@@ -39,30 +34,30 @@ const isoPatchAttempts = 3
 // there is nothing to do. A Machine that is gone needs nothing either; one
 // without a trigger annotation is refused, because its ISO may still be
 // installing the OS.
-func (a *Activities) CleanupISO(ctx context.Context, rm RemoteMachine) (DeleteResult, error) {
+func (a *Activities) CleanupISO(ctx context.Context, rm contract.RemoteMachine) (contract.DeleteResult, error) {
 	ref := rm.Machine
 	machine := &v1alpha1.Machine{}
 	err := a.supervisor.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, machine)
 	if apierrors.IsNotFound(err) {
 		activity.GetLogger(ctx).Info("Machine is gone, no ISO to clean up", "machine", objectName(ref.Namespace, ref.Name))
-		return DeleteResult{}, nil
+		return contract.DeleteResult{}, nil
 	}
 	if err != nil {
-		return DeleteResult{}, classify(err, fmt.Sprintf("get Machine %s/%s", ref.Namespace, ref.Name))
+		return contract.DeleteResult{}, classify(err, fmt.Sprintf("get Machine %s/%s", ref.Namespace, ref.Name))
 	}
 	if !names.ISOCleanupTriggered(machine.Annotations) {
-		return DeleteResult{}, invalidSpec(ref, "metadata.annotations",
+		return contract.DeleteResult{}, invalidSpec(ref, "metadata.annotations",
 			"neither %s nor %s is \"true\": the ISO may still be installing the OS", names.CDROMEjectedAnnotation, names.OSInstalledAnnotation)
 	}
 	c, err := a.remote(ctx, rm.KubevirtConfig)
 	if err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 
-	res := DeleteResult{}
+	res := contract.DeleteResult{}
 	ejected, err := a.ejectISO(ctx, c, rm)
 	if err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 	if ejected != "" {
 		res.Deleted = append(res.Deleted, ejected)
@@ -70,7 +65,7 @@ func (a *Activities) CleanupISO(ctx context.Context, rm RemoteMachine) (DeleteRe
 		return res, nil
 	}
 	if err := a.deleteISOVolume(ctx, c, rm, &res); err != nil {
-		return DeleteResult{}, err
+		return contract.DeleteResult{}, err
 	}
 	if machine.Annotations[names.ISOCleanedUpAnnotation] != "true" {
 		// A merge patch of one annotation cannot drop anyone else's change.
@@ -83,7 +78,7 @@ func (a *Activities) CleanupISO(ctx context.Context, rm RemoteMachine) (DeleteRe
 			if apierrors.IsNotFound(err) {
 				return res, nil
 			}
-			return DeleteResult{}, classify(err, fmt.Sprintf("annotate Machine %s/%s with %s", ref.Namespace, ref.Name, names.ISOCleanedUpAnnotation))
+			return contract.DeleteResult{}, classify(err, fmt.Sprintf("annotate Machine %s/%s with %s", ref.Namespace, ref.Name, names.ISOCleanedUpAnnotation))
 		}
 	}
 	activity.GetLogger(ctx).Info("ISO cleaned up", "machine", objectName(ref.Namespace, ref.Name),
@@ -93,7 +88,7 @@ func (a *Activities) CleanupISO(ctx context.Context, rm RemoteMachine) (DeleteRe
 
 // ejectISO patches the ISO out of the Machine's VM and says what it
 // removed ("" when the VM is absent or has no ISO left).
-func (a *Activities) ejectISO(ctx context.Context, c client.Client, rm RemoteMachine) (string, error) {
+func (a *Activities) ejectISO(ctx context.Context, c client.Client, rm contract.RemoteMachine) (string, error) {
 	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: rm.Machine.Name}
 	where := fmt.Sprintf("VirtualMachine %s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig)
 	var err error

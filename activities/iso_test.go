@@ -18,6 +18,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/names"
@@ -36,13 +37,13 @@ func TestISOCleanupTriggers(t *testing.T) {
 		{map[string]string{names.ISOCleanedUpAnnotation: "true"}, false, false},
 	} {
 		require.Equal(t, tc.triggered, names.ISOCleanupTriggered(tc.annotations), "%v", tc.annotations)
-		require.Equal(t, tc.pending, ISOCleanupPending(tc.annotations), "%v", tc.annotations)
+		require.Equal(t, tc.pending, names.ISOCleanupPending(tc.annotations), "%v", tc.annotations)
 	}
 }
 
 func TestISORemoval(t *testing.T) {
 	in := baseSpecInput()
-	in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
+	in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 	in.ImageURL = "http://images/os.iso"
 	in.CloudInit = &cloudInitData{UserData: "#cloud-config\n"}
 	vm, err := buildVirtualMachine(in)
@@ -81,7 +82,7 @@ func TestCleanupISO(t *testing.T) {
 		m.Spec.OS.ImageID = s.iso.URL + "/os.iso"
 		m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
 	})
-	rm := RemoteMachine{KubevirtConfig: cluster, Machine: ref}
+	rm := contract.RemoteMachine{KubevirtConfig: cluster, Machine: ref}
 	provisionISOMachine(t, s, rm)
 	vmKey := client.ObjectKey{Namespace: ns, Name: "inst"}
 	isoKey := client.ObjectKey{Namespace: ns, Name: "inst-iso"}
@@ -118,7 +119,7 @@ func TestCleanupISO(t *testing.T) {
 		client.RawPatch(types.JSONPatchType, addFuture)))
 
 	t.Run("refused without a trigger annotation", func(t *testing.T) {
-		appErr := requireAppError(t, s.run(t, nil, s.acts.CleanupISO, rm), ErrTypeInvalidSpec, true)
+		appErr := requireAppError(t, s.run(t, nil, s.acts.CleanupISO, rm), contract.ErrTypeInvalidSpec, true)
 		require.Contains(t, appErr.Message(), "Machine iso-cleanup/inst: metadata.annotations: neither vitistack.io/cdrom-ejected nor vitistack.io/os-installed")
 		require.Equal(t, []string{"root", cdromDiskName, cloudInitDiskName}, vmDisks(t, s, rm), "the VM is untouched")
 	})
@@ -140,7 +141,7 @@ func TestCleanupISO(t *testing.T) {
 
 	var before kubevirtv1.VirtualMachine
 	require.NoError(t, remote.Get(ctx, vmKey, &before))
-	var res DeleteResult
+	var res contract.DeleteResult
 	s.must(t, &res, s.acts.CleanupISO, rm)
 	require.Equal(t, []string{
 		"ISO cdrom-iso of VirtualMachine iso-cleanup/inst on " + cluster,
@@ -173,7 +174,7 @@ func TestCleanupISO(t *testing.T) {
 	t.Run("a second run changes nothing", func(t *testing.T) {
 		require.NoError(t, remote.Get(ctx, vmKey, after))
 		require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, m))
-		var again DeleteResult
+		var again contract.DeleteResult
 		s.must(t, &again, s.acts.CleanupISO, rm)
 		require.Empty(t, again.Deleted)
 		requireSameGeneration(t, remote, after)
@@ -185,7 +186,7 @@ func TestCleanupISO(t *testing.T) {
 		delete(m.Annotations, names.ISOCleanedUpAnnotation)
 		m.Annotations[names.CDROMEjectedAnnotation] = "true"
 		require.NoError(t, sup.Patch(ctx, m, client.MergeFrom(base)))
-		var again DeleteResult
+		var again contract.DeleteResult
 		s.must(t, &again, s.acts.CleanupISO, rm)
 		require.Empty(t, again.Deleted, "the DataVolume and claim are already gone or terminating")
 		require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, m))
@@ -196,7 +197,7 @@ func TestCleanupISO(t *testing.T) {
 		foreignRef := s.machine(t, ns, "foreign", func(m *v1alpha1.Machine) {
 			m.Annotations = map[string]string{names.CDROMEjectedAnnotation: "true"}
 		})
-		foreign := RemoteMachine{KubevirtConfig: cluster, Machine: foreignRef}
+		foreign := contract.RemoteMachine{KubevirtConfig: cluster, Machine: foreignRef}
 		fvm := &kubevirtv1.VirtualMachine{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign"},
 			Spec: kubevirtv1.VirtualMachineSpec{RunStrategy: ptr.To(kubevirtv1.RunStrategyHalted), Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{
@@ -204,7 +205,7 @@ func TestCleanupISO(t *testing.T) {
 					{Name: cdromDiskName, DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: busSATA}}}}}}}}},
 		}
 		s.create(t, remote, fvm)
-		appErr := requireAppError(t, s.run(t, nil, s.acts.CleanupISO, foreign), ErrTypeConflict, true)
+		appErr := requireAppError(t, s.run(t, nil, s.acts.CleanupISO, foreign), contract.ErrTypeConflict, true)
 		require.Contains(t, appErr.Message(), "VirtualMachine iso-cleanup/foreign on "+cluster+" exists and is not managed by machineflow")
 		requireSameGeneration(t, remote, fvm)
 		fm := &v1alpha1.Machine{}
@@ -219,8 +220,8 @@ func TestCleanupISO(t *testing.T) {
 		barePVC := pvc.DeepCopy()
 		barePVC.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "bare-iso"}
 		s.create(t, remote, barePVC)
-		var res DeleteResult
-		s.must(t, &res, s.acts.CleanupISO, RemoteMachine{KubevirtConfig: cluster, Machine: bareRef})
+		var res contract.DeleteResult
+		s.must(t, &res, s.acts.CleanupISO, contract.RemoteMachine{KubevirtConfig: cluster, Machine: bareRef})
 		require.Empty(t, res.Deleted)
 		requireUnchanged(t, remote, barePVC)
 		require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bare"}, fm))
@@ -233,7 +234,7 @@ func TestCleanupISO(t *testing.T) {
 			m.Spec.OS.ImageID = s.iso.URL + "/os.iso"
 			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
 		})
-		race := RemoteMachine{KubevirtConfig: cluster, Machine: raceRef}
+		race := contract.RemoteMachine{KubevirtConfig: cluster, Machine: raceRef}
 		provisionISOMachine(t, s, race)
 		racing := &racingClient{Client: remote, before: func(obj client.Object) error {
 			// Someone adds a disk in front, shifting the ISO's index.
@@ -247,7 +248,7 @@ func TestCleanupISO(t *testing.T) {
 		require.NoError(t, err)
 		env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 		env.RegisterActivity(acts)
-		var res DeleteResult
+		var res contract.DeleteResult
 		require.NoError(t, s.exec(t, env, &res, acts.CleanupISO, race))
 		require.Equal(t, "ISO cdrom-iso of VirtualMachine iso-cleanup/racer on "+cluster, res.Deleted[0])
 		require.Equal(t, 2, racing.patches, "the first patch failed its tests, the second was built from a fresh read")
@@ -255,13 +256,13 @@ func TestCleanupISO(t *testing.T) {
 	})
 
 	t.Run("a Machine that is gone needs nothing", func(t *testing.T) {
-		var res DeleteResult
-		s.must(t, &res, s.acts.CleanupISO, RemoteMachine{KubevirtConfig: cluster, Machine: MachineRef{Namespace: ns, Name: "gone"}})
+		var res contract.DeleteResult
+		s.must(t, &res, s.acts.CleanupISO, contract.RemoteMachine{KubevirtConfig: cluster, Machine: contract.MachineRef{Namespace: ns, Name: "gone"}})
 		require.Empty(t, res.Deleted)
 	})
 
 	t.Run("an unknown KubevirtConfig is final", func(t *testing.T) {
-		requireAppError(t, s.run(t, nil, s.acts.CleanupISO, RemoteMachine{KubevirtConfig: "no-such-config", Machine: ref}), ErrTypeConfigNotFound, true)
+		requireAppError(t, s.run(t, nil, s.acts.CleanupISO, contract.RemoteMachine{KubevirtConfig: "no-such-config", Machine: ref}), contract.ErrTypeConfigNotFound, true)
 	})
 }
 
@@ -284,20 +285,20 @@ func (c *racingClient) Patch(ctx context.Context, obj client.Object, patch clien
 }
 
 // provisionISOMachine creates a Machine's VM with the Ensure activities.
-func provisionISOMachine(t *testing.T, s *suite, rm RemoteMachine) {
+func provisionISOMachine(t *testing.T, s *suite, rm contract.RemoteMachine) {
 	t.Helper()
-	var plan MachinePlan
+	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, rm.Machine)
 	require.True(t, plan.Boot.ISO)
 	s.must(t, nil, s.acts.EnsureNamespace, rm)
-	s.must(t, nil, s.acts.EnsureVolumes, VolumesInput{KubevirtConfig: rm.KubevirtConfig, Machine: rm.Machine, Disks: plan.Disks})
-	var net NetworkResult
-	s.must(t, &net, s.acts.EnsureNetwork, NetworkInput{KubevirtConfig: rm.KubevirtConfig, Machine: rm.Machine, Network: plan.Network})
-	s.must(t, nil, s.acts.EnsureVirtualMachine, VirtualMachineInput{KubevirtConfig: rm.KubevirtConfig, Plan: plan, Network: net})
+	s.must(t, nil, s.acts.EnsureVolumes, contract.VolumesInput{KubevirtConfig: rm.KubevirtConfig, Machine: rm.Machine, Disks: plan.Disks})
+	var net contract.NetworkResult
+	s.must(t, &net, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: rm.KubevirtConfig, Machine: rm.Machine, Network: plan.Network})
+	s.must(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: rm.KubevirtConfig, Plan: plan, Network: net})
 	require.Equal(t, []string{"root", cdromDiskName, cloudInitDiskName}, vmDisks(t, s, rm))
 }
 
-func vmDisks(t *testing.T, s *suite, rm RemoteMachine) []string {
+func vmDisks(t *testing.T, s *suite, rm contract.RemoteMachine) []string {
 	t.Helper()
 	vm := &kubevirtv1.VirtualMachine{}
 	require.NoError(t, s.cluster(rm.KubevirtConfig).Get(t.Context(), client.ObjectKey{Namespace: rm.Machine.Namespace, Name: rm.Machine.Name}, vm))
@@ -308,7 +309,7 @@ func vmDisks(t *testing.T, s *suite, rm RemoteMachine) []string {
 	return out
 }
 
-func annotate(t *testing.T, s *suite, ref MachineRef, key, value string) {
+func annotate(t *testing.T, s *suite, ref contract.MachineRef, key, value string) {
 	t.Helper()
 	m := &v1alpha1.Machine{}
 	require.NoError(t, s.env.Supervisor.Client.Get(t.Context(), client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, m))

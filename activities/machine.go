@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -40,36 +41,36 @@ const (
 // LoadMachine reads a Machine with its MachineClass and NetworkNamespace and
 // validates everything the Ensure activities will need, so that an invalid
 // spec fails here, before anything exists anywhere.
-func (a *Activities) LoadMachine(ctx context.Context, ref MachineRef) (MachinePlan, error) {
+func (a *Activities) LoadMachine(ctx context.Context, ref contract.MachineRef) (contract.MachinePlan, error) {
 	machine, err := a.getMachine(ctx, ref)
 	if err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	if !names.HandlesProvider(string(machine.Spec.Provider)) {
-		return MachinePlan{}, newAppError(ErrTypeUnsupportedProvider, true, nil,
+		return contract.MachinePlan{}, newAppError(contract.ErrTypeUnsupportedProvider, true, nil,
 			"Machine %s/%s: spec.provider: %q is not handled by machineflow (only \"\" or %q)",
 			ref.Namespace, ref.Name, machine.Spec.Provider, names.ProviderKubevirt)
 	}
 	class, err := a.machineClass(ctx, ref, machine.Spec.MachineClass)
 	if err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	netns, err := a.networkNamespace(ctx, machine)
 	if err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	plan, err := planMachine(machine, class, netns)
 	if err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	if err := a.checkCloudInitSources(ctx, machine); err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	return plan, nil
 }
 
 // getMachine reads a Machine from the supervisor; a missing one is final.
-func (a *Activities) getMachine(ctx context.Context, ref MachineRef) (*v1alpha1.Machine, error) {
+func (a *Activities) getMachine(ctx context.Context, ref contract.MachineRef) (*v1alpha1.Machine, error) {
 	machine := &v1alpha1.Machine{}
 	err := a.supervisor.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, machine)
 	if apierrors.IsNotFound(err) {
@@ -81,7 +82,7 @@ func (a *Activities) getMachine(ctx context.Context, ref MachineRef) (*v1alpha1.
 	return machine, nil
 }
 
-func (a *Activities) machineClass(ctx context.Context, ref MachineRef, name string) (*v1alpha1.MachineClass, error) {
+func (a *Activities) machineClass(ctx context.Context, ref contract.MachineRef, name string) (*v1alpha1.MachineClass, error) {
 	if name == "" {
 		return nil, nil
 	}
@@ -130,56 +131,56 @@ func (a *Activities) networkNamespace(ctx context.Context, machine *v1alpha1.Mac
 	return &list.Items[0], nil
 }
 
-func refOf(m *v1alpha1.Machine) MachineRef {
-	return MachineRef{Namespace: m.Namespace, Name: m.Name}
+func refOf(m *v1alpha1.Machine) contract.MachineRef {
+	return contract.MachineRef{Namespace: m.Namespace, Name: m.Name}
 }
 
 // planMachine validates a Machine against its (optional) MachineClass and
 // NetworkNamespace and resolves the plan. It does no I/O.
-func planMachine(machine *v1alpha1.Machine, class *v1alpha1.MachineClass, netns *v1alpha1.NetworkNamespace) (MachinePlan, error) {
+func planMachine(machine *v1alpha1.Machine, class *v1alpha1.MachineClass, netns *v1alpha1.NetworkNamespace) (contract.MachinePlan, error) {
 	ref := refOf(machine)
 	// The API server allows names of up to 253 characters, but every
 	// object made for the Machine carries its name as a label value.
 	if errs := validation.IsValidLabelValue(machine.Name); len(errs) > 0 {
-		return MachinePlan{}, invalidSpec(ref, "metadata.name", "%s: the name is the VM's and the value of label %s on every object made for the Machine",
+		return contract.MachinePlan{}, invalidSpec(ref, "metadata.name", "%s: the name is the VM's and the value of label %s on every object made for the Machine",
 			errs[0], names.SourceMachineLabel)
 	}
-	plan := MachinePlan{Machine: ref, Generation: machine.Generation, CloudInit: machine.Spec.CloudInit != nil}
+	plan := contract.MachinePlan{Machine: ref, Generation: machine.Generation, CloudInit: machine.Spec.CloudInit != nil}
 
 	cpu, memory, err := planResources(machine, class)
 	if err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	plan.CPU, plan.Memory = cpu, memory
 
 	if plan.Disks, err = planDiskList(machine); err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	if plan.Network, err = planNetwork(ref, netns); err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	if plan.Boot, err = planBoot(machine); err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	if err := validateCloudInit(ref, machine.Spec.CloudInit); err != nil {
-		return MachinePlan{}, err
+		return contract.MachinePlan{}, err
 	}
 	return plan, nil
 }
 
 // planResources applies the operator's precedence: defaults, then an enabled
 // MachineClass, then the Machine's own cpu/memory when > 0.
-func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (CPUPlan, string, error) {
+func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (contract.CPUPlan, string, error) {
 	ref := refOf(machine)
-	cpu := CPUPlan{Cores: defaultCores, Sockets: defaultSockets, Threads: defaultThreads}
+	cpu := contract.CPUPlan{Cores: defaultCores, Sockets: defaultSockets, Threads: defaultThreads}
 	memory := resource.MustParse(defaultMemory)
 	if class != nil {
 		if !class.Spec.Enabled {
-			return CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q is not enabled", class.Name)
+			return contract.CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q is not enabled", class.Name)
 		}
 		if q := class.Spec.Memory.Quantity; !q.IsZero() {
 			if q.CmpInt64(minMemory) < 0 {
-				return CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q spec.memory.quantity: %s is less than 1Mi", class.Name, q.String())
+				return contract.CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q spec.memory.quantity: %s is less than 1Mi", class.Name, q.String())
 			}
 			memory = q.DeepCopy()
 		}
@@ -191,7 +192,7 @@ func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (CPU
 			value, max uint
 		}{{"cores", c.Cores, maxCores}, {"sockets", c.Sockets, maxSockets}, {"threads", c.Threads, maxThreads}} {
 			if o.value > o.max {
-				return CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q spec.cpu.%s: %d is out of range 0..%d", class.Name, o.field, o.value, o.max)
+				return contract.CPUPlan{}, "", invalidSpec(ref, "spec.machineClass", "MachineClass %q spec.cpu.%s: %d is out of range 0..%d", class.Name, o.field, o.value, o.max)
 			}
 		}
 		// The operator takes the class's cores as is (0 lets KubeVirt choose)
@@ -216,16 +217,16 @@ func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (CPU
 	} {
 		switch {
 		case o.value < 0 || o.value > o.max:
-			return CPUPlan{}, "", invalidSpec(ref, o.field, "%d is out of range 0..%d", o.value, o.max)
+			return contract.CPUPlan{}, "", invalidSpec(ref, o.field, "%d is out of range 0..%d", o.value, o.max)
 		case o.value > 0:
 			*o.dst = uint32(o.value)
 		}
 	}
 	switch m := machine.Spec.Memory; {
 	case m < 0:
-		return CPUPlan{}, "", invalidSpec(ref, "spec.memory", "%d must be >= 0", m)
+		return contract.CPUPlan{}, "", invalidSpec(ref, "spec.memory", "%d must be >= 0", m)
 	case m > 0 && m < minMemory:
-		return CPUPlan{}, "", invalidSpec(ref, "spec.memory", "%d bytes is less than 1Mi", m)
+		return contract.CPUPlan{}, "", invalidSpec(ref, "spec.memory", "%d bytes is less than 1Mi", m)
 	case m > 0:
 		// The operator truncates to whole MiB.
 		memory = resource.MustParse(fmt.Sprintf("%dMi", m/minMemory))
@@ -236,13 +237,13 @@ func planResources(machine *v1alpha1.Machine, class *v1alpha1.MachineClass) (CPU
 // planDiskList applies the operator's disk naming: disk "root" (index 0) or
 // "disk<i>" unless named; PVC <vm> for the boot disk, <vm>-<name> for a named
 // one, <vm>-disk<i> otherwise; one 10Gi boot disk when none is given.
-func planDiskList(machine *v1alpha1.Machine) ([]DiskPlan, error) {
+func planDiskList(machine *v1alpha1.Machine) ([]contract.DiskPlan, error) {
 	ref := refOf(machine)
 	vm := machine.Name
 	if len(machine.Spec.Disks) == 0 {
-		return []DiskPlan{{Name: defaultRootDisk, PVCName: vm, Size: defaultDiskSize, Bus: busVirtio, BootOrder: 1}}, nil
+		return []contract.DiskPlan{{Name: defaultRootDisk, PVCName: vm, Size: defaultDiskSize, Bus: busVirtio, BootOrder: 1}}, nil
 	}
-	disks := make([]DiskPlan, 0, len(machine.Spec.Disks))
+	disks := make([]contract.DiskPlan, 0, len(machine.Spec.Disks))
 	diskIndex := map[string]int{}
 	pvcIndex := map[string]int{}
 	bootIndex := -1
@@ -289,7 +290,7 @@ func planDiskList(machine *v1alpha1.Machine) ([]DiskPlan, error) {
 		}
 		pvcIndex[pvc] = i
 
-		plan := DiskPlan{Name: name, PVCName: pvc, Size: fmt.Sprintf("%dGi", d.SizeGB), Bus: diskBus(d.Type)}
+		plan := contract.DiskPlan{Name: name, PVCName: pvc, Size: fmt.Sprintf("%dGi", d.SizeGB), Bus: diskBus(d.Type)}
 		if d.Boot {
 			plan.BootOrder = 1
 		}
@@ -314,15 +315,15 @@ func diskBus(diskType string) string {
 // planNetwork decides between the pod network and a bridge NAD: a VLAN id
 // > 0, or static allocation (which needs a real L2 segment), selects the
 // bridge.
-func planNetwork(ref MachineRef, netns *v1alpha1.NetworkNamespace) (NetworkPlan, error) {
+func planNetwork(ref contract.MachineRef, netns *v1alpha1.NetworkNamespace) (contract.NetworkPlan, error) {
 	if netns == nil {
-		return NetworkPlan{PodNetwork: true}, nil
+		return contract.NetworkPlan{PodNetwork: true}, nil
 	}
-	plan := NetworkPlan{NetworkNamespace: netns.Name, VLANID: netns.Status.VlanID}
+	plan := contract.NetworkPlan{NetworkNamespace: netns.Name, VLANID: netns.Status.VlanID}
 	if plan.VLANID > maxVLANID {
 		// The bridge CNI plugin would refuse it when the VM's pod starts,
 		// leaving a VM that never boots.
-		return NetworkPlan{}, invalidSpec(ref, "spec.network.networkNamespaceName",
+		return contract.NetworkPlan{}, invalidSpec(ref, "spec.network.networkNamespaceName",
 			"NetworkNamespace %q status.vlanId %d is not a VLAN id (at most %d)", netns.Name, plan.VLANID, maxVLANID)
 	}
 	alloc := netns.Spec.IPAllocation
@@ -330,7 +331,7 @@ func planNetwork(ref MachineRef, netns *v1alpha1.NetworkNamespace) (NetworkPlan,
 		plan.Static = true
 		if s := alloc.Static; s != nil && s.IPv4CIDR != "" {
 			if _, _, err := net.ParseCIDR(s.IPv4CIDR); err != nil {
-				return NetworkPlan{}, invalidSpec(ref, "spec.network.networkNamespaceName",
+				return contract.NetworkPlan{}, invalidSpec(ref, "spec.network.networkNamespaceName",
 					"NetworkNamespace %q spec.ipAllocation.static.ipv4CIDR %q is not a CIDR", netns.Name, s.IPv4CIDR)
 			}
 		}
@@ -342,10 +343,10 @@ func planNetwork(ref MachineRef, netns *v1alpha1.NetworkNamespace) (NetworkPlan,
 // planBoot decides how the VM boots and validates the image for it.
 // EnsureVirtualMachine runs it again on the Machine it reads, to check that
 // the image it takes from there still fits the plan.
-func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
+func planBoot(machine *v1alpha1.Machine) (contract.BootPlan, error) {
 	ref := refOf(machine)
 	image := machine.Spec.OS.ImageID
-	boot := BootPlan{HasImage: image != ""}
+	boot := contract.BootPlan{HasImage: image != ""}
 	if machine.Annotations[names.BootSourceAnnotation] != names.BootSourceDataVolume || image == "" {
 		return boot, nil
 	}
@@ -360,11 +361,11 @@ func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
 		// shows the URL as isoSize logs it: without a password.
 		u, err := url.Parse(image)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return BootPlan{}, invalidSpec(ref, "spec.os.imageID", "%q is not an http(s) URL", redactURL(image))
+			return contract.BootPlan{}, invalidSpec(ref, "spec.os.imageID", "%q is not an http(s) URL", redactURL(image))
 		}
 	case isoSourceRegistry:
 	default:
-		return BootPlan{}, invalidSpec(ref, "metadata.annotations["+names.BootSourceTypeAnnotation+"]",
+		return contract.BootPlan{}, invalidSpec(ref, "metadata.annotations["+names.BootSourceTypeAnnotation+"]",
 			"%q is not http, https or registry", boot.ISOSourceType)
 	}
 	return boot, nil
@@ -372,7 +373,7 @@ func planBoot(machine *v1alpha1.Machine) (BootPlan, error) {
 
 // validateCloudInit checks what can be checked without I/O. Payloads never
 // appear in messages.
-func validateCloudInit(ref MachineRef, ci *v1alpha1.CloudInitConfig) error {
+func validateCloudInit(ref contract.MachineRef, ci *v1alpha1.CloudInitConfig) error {
 	if ci == nil {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -33,33 +34,33 @@ func TestPlanMachine(t *testing.T) {
 		mutate func(m *v1alpha1.Machine)
 		class  *v1alpha1.MachineClass
 		netns  *v1alpha1.NetworkNamespace
-		check  func(t *testing.T, p MachinePlan)
+		check  func(t *testing.T, p contract.MachinePlan)
 	}{
-		{name: "defaults 2Gi, 2 cores, 1 socket, 1 thread without a class", check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, CPUPlan{Cores: 2, Sockets: 1, Threads: 1}, p.CPU)
+		{name: "defaults 2Gi, 2 cores, 1 socket, 1 thread without a class", check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.CPUPlan{Cores: 2, Sockets: 1, Threads: 1}, p.CPU)
 			require.Equal(t, "2Gi", p.Memory)
-			require.Equal(t, MachineRef{Namespace: "ns1", Name: "vm1"}, p.Machine)
+			require.Equal(t, contract.MachineRef{Namespace: "ns1", Name: "vm1"}, p.Machine)
 			require.Equal(t, int64(3), p.Generation)
 		}},
-		{name: "one 10Gi root disk on PVC <vm> booting first when no disks are given", check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, []DiskPlan{{Name: "root", PVCName: "vm1", Size: "10Gi", Bus: "virtio", BootOrder: 1}}, p.Disks)
+		{name: "one 10Gi root disk on PVC <vm> booting first when no disks are given", check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, []contract.DiskPlan{{Name: "root", PVCName: "vm1", Size: "10Gi", Bus: "virtio", BootOrder: 1}}, p.Disks)
 		}},
-		{name: "MachineClass memory and cpu", class: enabledClass(), check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, CPUPlan{Cores: 4, Sockets: 2, Threads: 2}, p.CPU)
+		{name: "MachineClass memory and cpu", class: enabledClass(), check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.CPUPlan{Cores: 4, Sockets: 2, Threads: 2}, p.CPU)
 			require.Equal(t, "8Gi", p.Memory)
 		}},
 		{name: "MachineClass cores 0 kept, sockets and threads only when > 0", class: func() *v1alpha1.MachineClass {
 			c := enabledClass()
 			c.Spec.CPU = v1alpha1.MachineClassCPUSpec{}
 			return c
-		}(), check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, CPUPlan{Cores: 0, Sockets: 1, Threads: 1}, p.CPU)
+		}(), check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.CPUPlan{Cores: 0, Sockets: 1, Threads: 1}, p.CPU)
 		}},
 		{name: "Machine cpu and memory override the class, memory truncated to Mi", class: enabledClass(), mutate: func(m *v1alpha1.Machine) {
 			m.Spec.CPU = v1alpha1.MachineCPU{Cores: 8, ThreadsPerCore: 1}
 			m.Spec.Memory = 3<<30 + 12345
-		}, check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, CPUPlan{Cores: 8, Sockets: 2, Threads: 1}, p.CPU)
+		}, check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.CPUPlan{Cores: 8, Sockets: 2, Threads: 1}, p.CPU)
 			require.Equal(t, "3Gi", p.Memory)
 		}},
 		{name: "disk naming, PVC naming, Gi sizing and bus", mutate: func(m *v1alpha1.Machine) {
@@ -69,8 +70,8 @@ func TestPlanMachine(t *testing.T) {
 				{SizeGB: 1, Type: "scsi"},
 				{SizeGB: 2, Type: "gp3"},
 			}
-		}, check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, []DiskPlan{
+		}, check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, []contract.DiskPlan{
 				{Name: "root", PVCName: "vm1", Size: "20Gi", Bus: "virtio", BootOrder: 1},
 				{Name: "data", PVCName: "vm1-data", Size: "5Gi", Bus: "sata"},
 				{Name: "disk2", PVCName: "vm1-disk2", Size: "1Gi", Bus: "scsi"},
@@ -79,42 +80,42 @@ func TestPlanMachine(t *testing.T) {
 		}},
 		{name: "unnamed first disk that does not boot is root on PVC <vm>-disk0", mutate: func(m *v1alpha1.Machine) {
 			m.Spec.Disks = []v1alpha1.MachineSpecDisk{{SizeGB: 4}}
-		}, check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, []DiskPlan{{Name: "root", PVCName: "vm1-disk0", Size: "4Gi", Bus: "virtio"}}, p.Disks)
+		}, check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, []contract.DiskPlan{{Name: "root", PVCName: "vm1-disk0", Size: "4Gi", Bus: "virtio"}}, p.Disks)
 		}},
-		{name: "pod network without a NetworkNamespace", check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, NetworkPlan{PodNetwork: true}, p.Network)
+		{name: "pod network without a NetworkNamespace", check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.NetworkPlan{PodNetwork: true}, p.Network)
 		}},
-		{name: "bridge NAD for a VLAN id", netns: netNS("nn", 42, ""), check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, NetworkPlan{NetworkNamespace: "nn", VLANID: 42}, p.Network)
+		{name: "bridge NAD for a VLAN id", netns: netNS("nn", 42, ""), check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.NetworkPlan{NetworkNamespace: "nn", VLANID: 42}, p.Network)
 		}},
-		{name: "pod network for DHCP without a VLAN id", netns: netNS("nn", 0, v1alpha1.IPAllocationTypeDHCP), check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, NetworkPlan{NetworkNamespace: "nn", PodNetwork: true}, p.Network)
+		{name: "pod network for DHCP without a VLAN id", netns: netNS("nn", 0, v1alpha1.IPAllocationTypeDHCP), check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.NetworkPlan{NetworkNamespace: "nn", PodNetwork: true}, p.Network)
 		}},
-		{name: "untagged bridge for static allocation without a VLAN id", netns: netNS("nn", 0, v1alpha1.IPAllocationTypeStatic), check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, NetworkPlan{NetworkNamespace: "nn", Static: true}, p.Network)
+		{name: "untagged bridge for static allocation without a VLAN id", netns: netNS("nn", 0, v1alpha1.IPAllocationTypeStatic), check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.NetworkPlan{NetworkNamespace: "nn", Static: true}, p.Network)
 		}},
 		{name: "a 63-character name, the longest label value", mutate: func(m *v1alpha1.Machine) { m.Name = strings.Repeat("a", 63) },
-			check: func(t *testing.T, p MachinePlan) {
+			check: func(t *testing.T, p contract.MachinePlan) {
 				require.Equal(t, strings.Repeat("a", 63), p.Disks[0].PVCName)
 			}},
-		{name: "PXE plan without an image", check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, BootPlan{}, p.Boot)
+		{name: "PXE plan without an image", check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.BootPlan{}, p.Boot)
 		}},
 		{name: "ISO boot with the boot-source annotation and an imageID, http by default", mutate: func(m *v1alpha1.Machine) {
 			m.Annotations = map[string]string{names.BootSourceAnnotation: names.BootSourceDataVolume}
 			m.Spec.OS.ImageID = "https://img.example/os.iso"
-		}, check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}, p.Boot)
+		}, check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}, p.Boot)
 		}},
 		{name: "imageID without the annotation is no ISO boot", mutate: func(m *v1alpha1.Machine) {
 			m.Spec.OS.ImageID = "https://img.example/os.iso"
-		}, check: func(t *testing.T, p MachinePlan) {
-			require.Equal(t, BootPlan{HasImage: true}, p.Boot)
+		}, check: func(t *testing.T, p contract.MachinePlan) {
+			require.Equal(t, contract.BootPlan{HasImage: true}, p.Boot)
 		}},
 		{name: "cloudInit flag without payload", mutate: func(m *v1alpha1.Machine) {
 			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: "#cloud-config\n"}
-		}, check: func(t *testing.T, p MachinePlan) {
+		}, check: func(t *testing.T, p contract.MachinePlan) {
 			require.True(t, p.CloudInit)
 		}},
 	}
@@ -209,7 +210,7 @@ func TestPlanMachineRejectsInvalidSpecs(t *testing.T) {
 				tc.mutate(m)
 			}
 			_, err := planMachine(m, tc.class, tc.netns)
-			appErr := requireAppError(t, err, ErrTypeInvalidSpec, true)
+			appErr := requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
 			require.Contains(t, appErr.Message(), "Machine ns1/"+m.Name+": "+tc.message)
 		})
 	}

@@ -14,14 +14,16 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
-// TestActivityNamesMatchMethods keeps the *Name constants of types.go and
+// TestActivityNamesMatchMethods keeps the *Name constants of the contract and
 // the exported methods of *Activities one and the same list: workflows
 // schedule by constant, the worker registers by method name.
 func TestActivityNamesMatchMethods(t *testing.T) {
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "types.go", nil, 0)
+	f, err := parser.ParseFile(fset, contractSource, nil, 0)
 	require.NoError(t, err)
 	var constants []string
 	for _, decl := range f.Decls {
@@ -63,6 +65,7 @@ func TestFinalErrorTypesAreListed(t *testing.T) {
 	fset := token.NewFileSet()
 	sources, err := filepath.Glob("*.go")
 	require.NoError(t, err)
+	sources = append(sources, contractSource)
 	values := map[string]string{}
 	raised := map[string]bool{} // error type → raised as final
 	for _, path := range sources {
@@ -81,31 +84,34 @@ func TestFinalErrorTypesAreListed(t *testing.T) {
 				}
 			case *ast.CallExpr:
 				if fn, ok := n.Fun.(*ast.Ident); ok && fn.Name == "newAppError" {
-					errType, typeOK := n.Args[0].(*ast.Ident)
+					errType, typeOK := n.Args[0].(*ast.SelectorExpr)
 					final, finalOK := n.Args[1].(*ast.Ident)
-					if typeOK && finalOK && strings.HasPrefix(errType.Name, "ErrType") {
+					if typeOK && finalOK && strings.HasPrefix(errType.Sel.Name, "ErrType") {
 						isFinal := final.Name == "true"
-						if prev, seen := raised[errType.Name]; seen && prev != isFinal {
-							t.Errorf("%s: %s is raised both as final and as retryable", fset.Position(n.Pos()), errType.Name)
+						if prev, seen := raised[errType.Sel.Name]; seen && prev != isFinal {
+							t.Errorf("%s: %s is raised both as final and as retryable", fset.Position(n.Pos()), errType.Sel.Name)
 						}
-						raised[errType.Name] = isFinal
+						raised[errType.Sel.Name] = isFinal
 					}
 				}
 			}
 			return true
 		})
 	}
-	listed := NonRetryableErrorTypes()
+	listed := contract.NonRetryableErrorTypes()
 	require.NotEmpty(t, raised)
 	for name, final := range raised {
 		value, ok := values[name]
-		require.True(t, ok, "%s is not a string constant of this package", name)
+		require.True(t, ok, "%s is not a string constant of the contract", name)
 		assert.Equal(t, final, slices.Contains(listed, value), "%s (%q) raised with final=%v", name, value, final)
 	}
 	for _, c := range clientsErrorTypes {
 		assert.Equal(t, c.final, slices.Contains(listed, c.errType), "%s for %v", c.errType, c.sentinel)
 	}
 }
+
+// contractSource declares the activity names and error types.
+const contractSource = "contract/contract.go"
 
 func valueAt(values []ast.Expr, i int) ast.Expr {
 	if i < len(values) {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -33,30 +34,30 @@ const (
 // EnsureNetwork makes sure the network the VM attaches to exists (the pod
 // network, or a bridge NAD on the cluster) and that the Machine has a
 // stable MAC recorded in its NetworkConfiguration on the supervisor.
-func (a *Activities) EnsureNetwork(ctx context.Context, in NetworkInput) (NetworkResult, error) {
+func (a *Activities) EnsureNetwork(ctx context.Context, in contract.NetworkInput) (contract.NetworkResult, error) {
 	machine, err := a.getMachine(ctx, in.Machine)
 	if err != nil {
-		return NetworkResult{}, err
+		return contract.NetworkResult{}, err
 	}
-	res := NetworkResult{NetworkName: podNetworkName}
+	res := contract.NetworkResult{NetworkName: podNetworkName}
 	if !in.Network.PodNetwork {
 		c, err := a.remote(ctx, in.KubevirtConfig)
 		if err != nil {
-			return NetworkResult{}, err
+			return contract.NetworkResult{}, err
 		}
 		nad, err := buildNAD(in.Machine, in.Network.VLANID, a.settings.NADCNIVersion)
 		if err != nil {
-			return NetworkResult{}, err
+			return contract.NetworkResult{}, err
 		}
 		_, created, err := ensureObject(ctx, c, in.KubevirtConfig, nadGVK.Kind, nad)
 		if err != nil {
-			return NetworkResult{}, err
+			return contract.NetworkResult{}, err
 		}
 		res.NetworkName, res.NADName, res.NADCreated = nad.GetName(), nad.GetName(), created
 	}
 	res.MACAddress, res.NetworkConfigurationCreated, err = a.ensureNetworkConfiguration(ctx, machine, in.Network.NetworkNamespace, res.NetworkName)
 	if err != nil {
-		return NetworkResult{}, err
+		return contract.NetworkResult{}, err
 	}
 	return res, nil
 }
@@ -85,7 +86,7 @@ type cniPlugin struct {
 }
 
 // buildNAD is the bridge NetworkAttachmentDefinition for a VLAN.
-func buildNAD(m MachineRef, vlanID int, cniVersion string) (*unstructured.Unstructured, error) {
+func buildNAD(m contract.MachineRef, vlanID int, cniVersion string) (*unstructured.Unstructured, error) {
 	cfg := cniConfig{CNIVersion: cniVersion, Name: bridgeName, Plugins: []cniPlugin{{
 		Type: "bridge", Bridge: bridgeName, IPAM: map[string]any{}, VLAN: max(vlanID, 0),
 	}}}
@@ -144,7 +145,7 @@ func (a *Activities) ensureNetworkConfiguration(ctx context.Context, machine *v1
 		return "", false, classify(err, "get "+what)
 	}
 	if !isManaged(nc) && !metav1.IsControlledBy(nc, machine) {
-		return "", false, newAppError(ErrTypeConflict, true, nil,
+		return "", false, newAppError(contract.ErrTypeConflict, true, nil,
 			"%s on the supervisor is neither labelled %s nor controlled by the Machine; refusing to adopt it", what, managedBySelector())
 	}
 	for _, ifc := range nc.Spec.NetworkInterfaces {

@@ -7,11 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
 func TestBuildNAD(t *testing.T) {
-	m := MachineRef{Namespace: "ns1", Name: "vm1"}
+	m := contract.MachineRef{Namespace: "ns1", Name: "vm1"}
 	tests := []struct {
 		name   string
 		vlan   int

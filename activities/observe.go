@@ -7,6 +7,8 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
+
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // failedPrintableStatuses are the VM printableStatus values that mean the VM
@@ -25,8 +27,8 @@ var failedPrintableStatuses = map[kubevirtv1.VirtualMachinePrintableStatus]strin
 // vocabulary. ipSource is Settings.IPSource; ncStatus is the Machine's
 // NetworkConfiguration status interfaces, nil when unavailable (then the
 // networkconfiguration source falls back to the VMI, as in the operator).
-func observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance, ipSource string, ncStatus []v1alpha1.NetworkConfigurationInterface) VMObservation {
-	obs := VMObservation{}
+func observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance, ipSource string, ncStatus []v1alpha1.NetworkConfigurationInterface) contract.VMObservation {
+	obs := contract.VMObservation{}
 	obs.Phase, obs.State = vmPhase(vm, vmi)
 	if vmi == nil {
 		return obs
@@ -45,7 +47,7 @@ func observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstan
 		if ifc.MAC == "" || ifc.MAC == "00:00:00:00:00:00" || len(all) == 0 {
 			continue
 		}
-		obs.Interfaces = append(obs.Interfaces, InterfaceStatus{
+		obs.Interfaces = append(obs.Interfaces, contract.InterfaceStatus{
 			Name: ifc.Name, MACAddress: ifc.MAC, IPAddresses: v4, IPv6Addresses: v6,
 			State: ifc.LinkState, Type: ifc.InfoSource,
 		})
@@ -64,7 +66,7 @@ func observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstan
 		if pvc == nil {
 			continue
 		}
-		d := DiskStatus{Name: vs.Name, PVCName: pvc.ClaimName}
+		d := contract.DiskStatus{Name: vs.Name, PVCName: pvc.ClaimName}
 		if vs.Target != "" {
 			d.Device = "/dev/" + vs.Target
 		}
@@ -147,11 +149,6 @@ func vmConditionMessage(vm *kubevirtv1.VirtualMachine) string {
 		}
 	}
 	return ""
-}
-
-// hasAddress says whether the observation carries at least one IP.
-func (o VMObservation) hasAddress() bool {
-	return len(o.IPAddresses) > 0 || len(o.IPv6Addresses) > 0
 }
 
 // splitIPs separates IPv4 and IPv6 addresses, dropping anything unparsable.

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -16,35 +17,35 @@ import (
 // in the placement annotation. A requested config must exist and must not
 // contradict an annotation already there: moving a Machine silently would
 // orphan its VM.
-func (a *Activities) ResolvePlacement(ctx context.Context, in PlacementInput) (Placement, error) {
+func (a *Activities) ResolvePlacement(ctx context.Context, in contract.PlacementInput) (contract.Placement, error) {
 	ref := in.Machine
 	machine, err := a.getMachine(ctx, ref)
 	if err != nil {
-		return Placement{}, err
+		return contract.Placement{}, err
 	}
 	if !names.HandlesProvider(string(machine.Spec.Provider)) {
-		return Placement{}, newAppError(ErrTypeUnsupportedProvider, true, nil,
+		return contract.Placement{}, newAppError(contract.ErrTypeUnsupportedProvider, true, nil,
 			"Machine %s/%s: spec.provider: %q is not handled by machineflow", ref.Namespace, ref.Name, machine.Spec.Provider)
 	}
 	current := machine.Annotations[names.PlacementAnnotation]
 	config := in.KubevirtConfig
 	if config != "" {
 		if current != "" && current != config {
-			return Placement{}, newAppError(ErrTypeAmbiguousPlacement, true, nil,
+			return contract.Placement{}, newAppError(contract.ErrTypeAmbiguousPlacement, true, nil,
 				"Machine %s/%s is placed on KubevirtConfig %q (annotation %s) but %q was requested",
 				ref.Namespace, ref.Name, current, names.PlacementAnnotation, config)
 		}
 		if _, err := a.remote(ctx, config); err != nil {
-			return Placement{}, err
+			return contract.Placement{}, err
 		}
 	} else {
 		_, config, err = a.clients.GetOrCreateClientFromMachine(ctx, machine)
 		if err != nil {
-			return Placement{}, classify(err, fmt.Sprintf("place Machine %s/%s", ref.Namespace, ref.Name))
+			return contract.Placement{}, classify(err, fmt.Sprintf("place Machine %s/%s", ref.Namespace, ref.Name))
 		}
 	}
 	if current == config {
-		return Placement{KubevirtConfig: config}, nil
+		return contract.Placement{KubevirtConfig: config}, nil
 	}
 	// Optimistic lock: if someone placed the Machine meanwhile, the patch
 	// fails with a conflict and the retry re-reads their choice.
@@ -54,36 +55,36 @@ func (a *Activities) ResolvePlacement(ctx context.Context, in PlacementInput) (P
 	}
 	machine.Annotations[names.PlacementAnnotation] = config
 	if err := a.supervisor.Patch(ctx, machine, patch); err != nil {
-		return Placement{}, classify(err, fmt.Sprintf("annotate Machine %s/%s with its placement", ref.Namespace, ref.Name))
+		return contract.Placement{}, classify(err, fmt.Sprintf("annotate Machine %s/%s with its placement", ref.Namespace, ref.Name))
 	}
 	activity.GetLogger(ctx).Info("placed Machine", "machine", objectName(ref.Namespace, ref.Name), "kubevirtConfig", config)
-	return Placement{KubevirtConfig: config}, nil
+	return contract.Placement{KubevirtConfig: config}, nil
 }
 
 // LookupPlacement returns the recorded placement, "" when the Machine is
 // gone or was never placed.
-func (a *Activities) LookupPlacement(ctx context.Context, ref MachineRef) (Placement, error) {
+func (a *Activities) LookupPlacement(ctx context.Context, ref contract.MachineRef) (contract.Placement, error) {
 	machine := &v1alpha1.Machine{}
 	err := a.supervisor.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, machine)
 	if apierrors.IsNotFound(err) {
-		return Placement{}, nil
+		return contract.Placement{}, nil
 	}
 	if err != nil {
-		return Placement{}, classify(err, fmt.Sprintf("get Machine %s/%s", ref.Namespace, ref.Name))
+		return contract.Placement{}, classify(err, fmt.Sprintf("get Machine %s/%s", ref.Namespace, ref.Name))
 	}
-	return Placement{KubevirtConfig: machine.Annotations[names.PlacementAnnotation]}, nil
+	return contract.Placement{KubevirtConfig: machine.Annotations[names.PlacementAnnotation]}, nil
 }
 
 // ValidateCluster proves a KubevirtConfig's cluster answers and serves
 // KubeVirt.
-func (a *Activities) ValidateCluster(ctx context.Context, ref ClusterRef) error {
+func (a *Activities) ValidateCluster(ctx context.Context, ref contract.ClusterRef) error {
 	return classify(a.clients.ValidateConnection(ctx, ref.KubevirtConfig),
 		fmt.Sprintf("validate KubevirtConfig %q", ref.KubevirtConfig))
 }
 
 // InvalidateClusterClient drops the cached client of a config, so the next
 // use rebuilds it from the (maybe rotated) kubeconfig Secret.
-func (a *Activities) InvalidateClusterClient(_ context.Context, ref ClusterRef) error {
+func (a *Activities) InvalidateClusterClient(_ context.Context, ref contract.ClusterRef) error {
 	a.clients.InvalidateClient(ref.KubevirtConfig)
 	return nil
 }

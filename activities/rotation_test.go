@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/scheme"
@@ -75,8 +76,8 @@ func newRotation(t *testing.T, flipAfter int32, before, after []client.Object) (
 func TestWaitsFollowAKubeconfigRotation(t *testing.T) {
 	settings := DefaultSettings()
 	settings.PollInitial, settings.PollMax = time.Millisecond, 5*time.Millisecond
-	ref := MachineRef{Namespace: "ns", Name: "vm"}
-	rm := RemoteMachine{KubevirtConfig: "kv", Machine: ref}
+	ref := contract.MachineRef{Namespace: "ns", Name: "vm"}
+	rm := contract.RemoteMachine{KubevirtConfig: "kv", Machine: ref}
 	meta := metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name, Labels: names.ManagedLabels(ref.Name)}
 	run := func(cm clients.ClientManager, activity string, out any) error {
 		acts, err := New(Deps{Clients: cm, Supervisor: fake.NewClientBuilder().Build(), Settings: settings})
@@ -100,8 +101,8 @@ func TestWaitsFollowAKubeconfigRotation(t *testing.T) {
 		r, cm := newRotation(t, 4,
 			[]client.Object{&kubevirtv1.VirtualMachine{ObjectMeta: meta}, booting},
 			[]client.Object{&kubevirtv1.VirtualMachine{ObjectMeta: meta}, running})
-		var obs VMObservation
-		require.NoError(t, run(cm, WaitForVirtualMachineName, &obs), "after the rotation the wait goes on with the new client")
+		var obs contract.VMObservation
+		require.NoError(t, run(cm, contract.WaitForVirtualMachineName, &obs), "after the rotation the wait goes on with the new client")
 		require.True(t, r.rotated.Load())
 		require.Equal(t, []string{"10.100.0.7"}, obs.IPAddresses)
 	})
@@ -111,8 +112,8 @@ func TestWaitsFollowAKubeconfigRotation(t *testing.T) {
 		vm.Finalizers = []string{"test/lingers"} // deleted, it stays until the rotation
 		// The first read finds the VM to delete, the second sees it linger.
 		r, cm := newRotation(t, 2, []client.Object{vm}, nil)
-		var res DeleteResult
-		require.NoError(t, run(cm, DeleteVirtualMachineName, &res), "after the rotation the wait goes on with the new client")
+		var res contract.DeleteResult
+		require.NoError(t, run(cm, contract.DeleteVirtualMachineName, &res), "after the rotation the wait goes on with the new client")
 		require.True(t, r.rotated.Load())
 		require.Equal(t, []string{"VirtualMachine ns/vm on kv"}, res.Deleted)
 	})

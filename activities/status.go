@@ -13,13 +13,14 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
 // UpdateMachineStatus merges an update into the Machine's status and writes
 // it only when something changed. A Machine that is gone has no status to
 // write: that is not an error (deprovisioning ends with the Machine gone).
-func (a *Activities) UpdateMachineStatus(ctx context.Context, upd StatusUpdate) (StatusResult, error) {
+func (a *Activities) UpdateMachineStatus(ctx context.Context, upd contract.StatusUpdate) (contract.StatusResult, error) {
 	ref := upd.Machine
 	changed := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -41,19 +42,19 @@ func (a *Activities) UpdateMachineStatus(ctx context.Context, upd StatusUpdate) 
 	})
 	if apierrors.IsNotFound(err) {
 		activity.GetLogger(ctx).Info("Machine is gone, status not written", "machine", objectName(ref.Namespace, ref.Name))
-		return StatusResult{}, nil
+		return contract.StatusResult{}, nil
 	}
 	if err != nil {
-		return StatusResult{}, classify(err, fmt.Sprintf("write status of Machine %s/%s", ref.Namespace, ref.Name))
+		return contract.StatusResult{}, classify(err, fmt.Sprintf("write status of Machine %s/%s", ref.Namespace, ref.Name))
 	}
-	return StatusResult{Changed: changed}, nil
+	return contract.StatusResult{Changed: changed}, nil
 }
 
 // mergeStatus applies upd to cur and says whether the result differs.
 // lastUpdated moves only when something else changed, so identical updates
 // write nothing; a condition's lastTransitionTime moves only when its status
 // does; conditions are unique by type.
-func mergeStatus(cur v1alpha1.MachineStatus, upd StatusUpdate, now time.Time) (v1alpha1.MachineStatus, bool) {
+func mergeStatus(cur v1alpha1.MachineStatus, upd contract.StatusUpdate, now time.Time) (v1alpha1.MachineStatus, bool) {
 	out := *cur.DeepCopy()
 	out.Provider = v1alpha1.MachineProviderType(names.ProviderKubevirt)
 	if upd.Phase != "" {
@@ -103,7 +104,7 @@ func mergeStatus(cur v1alpha1.MachineStatus, upd StatusUpdate, now time.Time) (v
 
 // mergeConditions de-duplicates conditions by type (the operator appended
 // forever; the last entry of a type wins) and sets c.
-func mergeConditions(conds []v1alpha1.MachineCondition, c *Condition, now time.Time) []v1alpha1.MachineCondition {
+func mergeConditions(conds []v1alpha1.MachineCondition, c *contract.Condition, now time.Time) []v1alpha1.MachineCondition {
 	var out []v1alpha1.MachineCondition
 	index := map[string]int{}
 	for _, existing := range conds {
@@ -131,6 +132,6 @@ func mergeConditions(conds []v1alpha1.MachineCondition, c *Condition, now time.T
 }
 
 // providerID names the VM behind a Machine: kubevirt://<config>/<ns>/<name>.
-func providerID(config string, m MachineRef) string {
+func providerID(config string, m contract.MachineRef) string {
 	return fmt.Sprintf("kubevirt://%s/%s/%s", config, m.Namespace, m.Name)
 }

@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
+
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 func vmWith(status kubevirtv1.VirtualMachinePrintableStatus) *kubevirtv1.VirtualMachine {
@@ -133,18 +135,18 @@ func TestObserve(t *testing.T) {
 		require.Equal(t, []string{"fd00::5"}, obs.IPv6Addresses)
 		require.Equal(t, []string{"10.0.0.5", "fd00::5", "10.9.9.9"}, obs.PublicIPAddresses)
 		require.Equal(t, []string{"192.168.1.9"}, obs.PrivateIPAddresses)
-		require.True(t, obs.hasAddress())
+		require.True(t, obs.HasAddress())
 	})
 	t.Run("interfaces without a MAC are not listed", func(t *testing.T) {
 		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
-		require.Equal(t, []InterfaceStatus{
+		require.Equal(t, []contract.InterfaceStatus{
 			{Name: "default", MACAddress: "02:12:00:00:00:01", IPAddresses: []string{"10.0.0.5"}, IPv6Addresses: []string{"fd00::5"}, State: "up", Type: "domain"},
 			{MACAddress: "02:12:00:00:00:02", IPAddresses: []string{"192.168.1.9"}},
 		}, obs.Interfaces)
 	})
 	t.Run("disks from PVC-backed volume status only", func(t *testing.T) {
 		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
-		require.Equal(t, []DiskStatus{{Name: "root", Device: "/dev/vda", PVCName: "vm1", VolumeMode: "Block", Size: 10 << 30, AccessModes: []string{"ReadWriteMany"}}}, obs.Disks)
+		require.Equal(t, []contract.DiskStatus{{Name: "root", Device: "/dev/vda", PVCName: "vm1", VolumeMode: "Block", Size: 10 << 30, AccessModes: []string{"ReadWriteMany"}}}, obs.Disks)
 	})
 	t.Run("IP_SOURCE networkconfiguration: public from its status", func(t *testing.T) {
 		nc := []v1alpha1.NetworkConfigurationInterface{{MacAddress: "02:12:00:00:00:01", IPv4Addresses: []string{"172.16.0.4"}, IPv6Addresses: []string{"fd01::4"}}}
@@ -157,21 +159,21 @@ func TestObserve(t *testing.T) {
 	})
 	t.Run("no VMI: phase and state only", func(t *testing.T) {
 		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusProvisioning), nil, IPSourceVMI, nil)
-		require.Equal(t, VMObservation{Phase: "Pending", State: "Provisioning"}, obs)
-		require.False(t, obs.hasAddress())
+		require.Equal(t, contract.VMObservation{Phase: "Pending", State: "Provisioning"}, obs)
+		require.False(t, obs.HasAddress())
 	})
 }
 
 func TestMergeStatus(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
 	t1 := t0.Add(time.Minute)
-	ref := MachineRef{Namespace: "ns1", Name: "vm1"}
-	ready := func(status string) *Condition {
-		return &Condition{Type: v1alpha1.MachineConditionReady, Status: status, Reason: "Booted"}
+	ref := contract.MachineRef{Namespace: "ns1", Name: "vm1"}
+	ready := func(status string) *contract.Condition {
+		return &contract.Condition{Type: v1alpha1.MachineConditionReady, Status: status, Reason: "Booted"}
 	}
 
 	t.Run("first write sets phase, provider, providerID, condition and lastUpdated", func(t *testing.T) {
-		got, changed := mergeStatus(v1alpha1.MachineStatus{}, StatusUpdate{Machine: ref, Phase: "Creating", KubevirtConfig: "c1", Condition: ready("False")}, t0)
+		got, changed := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: "Creating", KubevirtConfig: "c1", Condition: ready("False")}, t0)
 		require.True(t, changed)
 		require.Equal(t, "Creating", got.Phase)
 		require.Equal(t, v1alpha1.MachineProviderType("kubevirt"), got.Provider)
@@ -181,21 +183,21 @@ func TestMergeStatus(t *testing.T) {
 		require.Equal(t, t0, got.Conditions[0].LastTransitionTime.Time)
 	})
 	t.Run("the same update again changes nothing, lastUpdated included", func(t *testing.T) {
-		upd := StatusUpdate{Machine: ref, Phase: "Creating", KubevirtConfig: "c1", Condition: ready("False")}
+		upd := contract.StatusUpdate{Machine: ref, Phase: "Creating", KubevirtConfig: "c1", Condition: ready("False")}
 		first, _ := mergeStatus(v1alpha1.MachineStatus{}, upd, t0)
 		second, changed := mergeStatus(first, upd, t1)
 		require.False(t, changed)
 		require.Equal(t, first, second)
 	})
 	t.Run("lastTransitionTime moves only when the condition's status does", func(t *testing.T) {
-		s, _ := mergeStatus(v1alpha1.MachineStatus{}, StatusUpdate{Machine: ref, Condition: ready("False")}, t0)
+		s, _ := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Condition: ready("False")}, t0)
 		msg := ready("False")
 		msg.Message = "still booting"
-		s, changed := mergeStatus(s, StatusUpdate{Machine: ref, Condition: msg}, t1)
+		s, changed := mergeStatus(s, contract.StatusUpdate{Machine: ref, Condition: msg}, t1)
 		require.True(t, changed)
 		require.Equal(t, t0, s.Conditions[0].LastTransitionTime.Time)
 		require.Equal(t, "still booting", s.Conditions[0].Message)
-		s, _ = mergeStatus(s, StatusUpdate{Machine: ref, Condition: ready("True")}, t1)
+		s, _ = mergeStatus(s, contract.StatusUpdate{Machine: ref, Condition: ready("True")}, t1)
 		require.Equal(t, t1, s.Conditions[0].LastTransitionTime.Time)
 	})
 	t.Run("conditions are de-duplicated by type, the last one wins", func(t *testing.T) {
@@ -204,23 +206,23 @@ func TestMergeStatus(t *testing.T) {
 			{Type: "Ready", Status: "False"},
 			{Type: "Unknown", Status: "False", Reason: "b"},
 		}}
-		got, changed := mergeStatus(cur, StatusUpdate{Machine: ref}, t0)
+		got, changed := mergeStatus(cur, contract.StatusUpdate{Machine: ref}, t0)
 		require.True(t, changed)
 		require.Equal(t, []v1alpha1.MachineCondition{{Type: "Unknown", Status: "False", Reason: "b"}, {Type: "Ready", Status: "False"}}, got.Conditions)
 	})
 	t.Run("failure set, then cleared on recovery", func(t *testing.T) {
-		failed, changed := mergeStatus(v1alpha1.MachineStatus{}, StatusUpdate{Machine: ref, Phase: "Failed", Failure: &Failure{Reason: "VMBootFailed", Message: "ErrImagePull"}}, t0)
+		failed, changed := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: "Failed", Failure: &contract.Failure{Reason: "VMBootFailed", Message: "ErrImagePull"}}, t0)
 		require.True(t, changed)
 		require.Equal(t, "VMBootFailed", *failed.FailureReason)
 		require.Equal(t, "ErrImagePull", *failed.FailureMessage)
-		recovered, changed := mergeStatus(failed, StatusUpdate{Machine: ref, Phase: "Running"}, t1)
+		recovered, changed := mergeStatus(failed, contract.StatusUpdate{Machine: ref, Phase: "Running"}, t1)
 		require.True(t, changed)
 		require.Nil(t, recovered.FailureReason)
 		require.Nil(t, recovered.FailureMessage)
 	})
 	t.Run("observation refreshes state, addresses, interfaces and disks", func(t *testing.T) {
 		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
-		got, changed := mergeStatus(v1alpha1.MachineStatus{}, StatusUpdate{Machine: ref, Phase: obs.Phase, Observation: &obs}, t0)
+		got, changed := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: obs.Phase, Observation: &obs}, t0)
 		require.True(t, changed)
 		require.Equal(t, "Running", got.State)
 		require.Equal(t, obs.IPAddresses, got.IPAddresses)
@@ -232,7 +234,7 @@ func TestMergeStatus(t *testing.T) {
 	})
 	t.Run("untouched fields stay", func(t *testing.T) {
 		cur := v1alpha1.MachineStatus{Hostname: "h1", LastUpdated: metav1.NewTime(t0)}
-		got, _ := mergeStatus(cur, StatusUpdate{Machine: ref, Phase: "Running"}, t1)
+		got, _ := mergeStatus(cur, contract.StatusUpdate{Machine: ref, Phase: "Running"}, t1)
 		require.Equal(t, "h1", got.Hostname)
 	})
 }

@@ -15,6 +15,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -22,12 +23,12 @@ import (
 // existing VM of ours is adopted as is (the operator never updated VMs
 // either), so the expensive parts (cloud-init reads, the ISO HEAD request)
 // only run when a VM is actually created.
-func (a *Activities) EnsureVirtualMachine(ctx context.Context, in VirtualMachineInput) (VirtualMachineResult, error) {
+func (a *Activities) EnsureVirtualMachine(ctx context.Context, in contract.VirtualMachineInput) (contract.VirtualMachineResult, error) {
 	ref := in.Plan.Machine
-	res := VirtualMachineResult{Namespace: ref.Namespace, Name: ref.Name}
+	res := contract.VirtualMachineResult{Namespace: ref.Namespace, Name: ref.Name}
 	c, err := a.remote(ctx, in.KubevirtConfig)
 	if err != nil {
-		return VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, err
 	}
 	key := client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}
 	existing := &kubevirtv1.VirtualMachine{}
@@ -36,18 +37,18 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in VirtualMachine
 	case err == nil && isManaged(existing):
 		return res, nil
 	case err == nil:
-		return VirtualMachineResult{}, conflict(in.KubevirtConfig, "VirtualMachine", ref.Namespace, ref.Name)
+		return contract.VirtualMachineResult{}, conflict(in.KubevirtConfig, "VirtualMachine", ref.Namespace, ref.Name)
 	case !apierrors.IsNotFound(err):
-		return VirtualMachineResult{}, classify(err, fmt.Sprintf("get VirtualMachine %s/%s on %s", ref.Namespace, ref.Name, in.KubevirtConfig))
+		return contract.VirtualMachineResult{}, classify(err, fmt.Sprintf("get VirtualMachine %s/%s on %s", ref.Namespace, ref.Name, in.KubevirtConfig))
 	}
 
 	machine, err := a.getMachine(ctx, ref)
 	if err != nil {
-		return VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, err
 	}
 	imageURL, err := bootImage(machine, in.Plan.Boot)
 	if err != nil {
-		return VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, err
 	}
 	spec := vmSpecInput{
 		Plan:               in.Plan,
@@ -58,18 +59,18 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in VirtualMachine
 		MachineAnnotations: machine.Annotations,
 	}
 	if spec.CloudInit, err = a.resolveCloudInit(ctx, machine, in.Plan.Network); err != nil {
-		return VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, err
 	}
 	if in.Plan.Boot.ISO {
 		spec.ISOSize = a.isoSize(ctx, in.Plan.Boot.ISOSourceType, imageURL)
 	}
 	vm, err := buildVirtualMachine(spec)
 	if err != nil {
-		return VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, err
 	}
 	_, created, err := ensureObject(ctx, c, in.KubevirtConfig, "VirtualMachine", vm)
 	if err != nil {
-		return VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, err
 	}
 	res.Created = created
 	return res, nil
@@ -111,7 +112,7 @@ func (a *Activities) isoSize(ctx context.Context, sourceType, imageURL string) r
 // image removed or added, the boot-source annotations changed) is final: a
 // retry reads the same Machine, and the VM would contradict the plan the
 // workflow runs and reports. Another URL booting the same way is used as is.
-func bootImage(machine *v1alpha1.Machine, planned BootPlan) (string, error) {
+func bootImage(machine *v1alpha1.Machine, planned contract.BootPlan) (string, error) {
 	now, err := planBoot(machine)
 	if err != nil {
 		return "", err
@@ -130,7 +131,7 @@ func bootImage(machine *v1alpha1.Machine, planned BootPlan) (string, error) {
 		describeBoot(now), describeBoot(planned))
 }
 
-func describeBoot(b BootPlan) string {
+func describeBoot(b contract.BootPlan) string {
 	switch {
 	case b.ISO:
 		return "an ISO (" + b.ISOSourceType + " source)"

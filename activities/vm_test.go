@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vitistack/common/pkg/v1alpha1"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -24,7 +25,7 @@ func isoMachine(imageID string) *v1alpha1.Machine {
 func TestBootPlanKeepsTheImageURLOutOfItsJSON(t *testing.T) {
 	plan, err := planMachine(isoMachine(credentialedISO), nil, nil)
 	require.NoError(t, err)
-	require.Equal(t, BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}, plan.Boot)
+	require.Equal(t, contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}, plan.Boot)
 	raw, err := json.Marshal(plan)
 	require.NoError(t, err)
 	for _, part := range []string{"img.example", "s3cret", "abc123"} {
@@ -32,35 +33,14 @@ func TestBootPlanKeepsTheImageURLOutOfItsJSON(t *testing.T) {
 	}
 }
 
-// Plans recorded before HasImage existed carried the URL as "imageURL"; a
-// provision running across the upgrade decodes one from its history.
-func TestBootPlanDecodesLegacyPlans(t *testing.T) {
-	for raw, want := range map[string]BootPlan{
-		`{}`:                          {},
-		`{"hasImage":true}`:           {HasImage: true},
-		`{"imageURL":"http://img/x"}`: {HasImage: true},
-		`{"imageURL":"` + credentialedISO + `","iso":true,"isoSourceType":"https"}`: {HasImage: true, ISO: true, ISOSourceType: "https"},
-	} {
-		var got BootPlan
-		require.NoError(t, json.Unmarshal([]byte(raw), &got), raw)
-		require.Equal(t, want, got, raw)
-		again, err := json.Marshal(got)
-		require.NoError(t, err)
-		require.NotContains(t, string(again), "imageURL", "the URL is not carried on")
-	}
-	var p MachinePlan
-	err := json.Unmarshal([]byte(`{"boot":{"iso":"yes"}}`), &p)
-	require.ErrorContains(t, err, "decode BootPlan")
-}
-
 func TestBootImage(t *testing.T) {
-	isoPlan := BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
+	isoPlan := contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 	t.Run("the Machine's URL when it still boots as planned", func(t *testing.T) {
 		url, err := bootImage(isoMachine(credentialedISO), isoPlan)
 		require.NoError(t, err)
 		require.Equal(t, credentialedISO, url)
 
-		url, err = bootImage(testMachine(), BootPlan{})
+		url, err = bootImage(testMachine(), contract.BootPlan{})
 		require.NoError(t, err)
 		require.Empty(t, url, "PXE boot has no image")
 	})
@@ -72,12 +52,12 @@ func TestBootImage(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		machine *v1alpha1.Machine
-		plan    BootPlan
+		plan    contract.BootPlan
 		message string
 	}{
 		{"imageID removed from an ISO Machine", isoMachine(""), isoPlan,
 			"spec.os.imageID: changed since LoadMachine: the Machine now boots from its disks and PXE (no image), the plan from an ISO (http source)"},
-		{"imageID added to a PXE Machine", isoMachine(credentialedISO), BootPlan{},
+		{"imageID added to a PXE Machine", isoMachine(credentialedISO), contract.BootPlan{},
 			"spec.os.imageID: changed since LoadMachine: the Machine now boots from an ISO (http source), the plan from its disks and PXE (no image)"},
 		{"boot-source annotation removed", func() *v1alpha1.Machine {
 			m := isoMachine(credentialedISO)
@@ -97,7 +77,7 @@ func TestBootImage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			url, err := bootImage(tc.machine, tc.plan)
 			require.Empty(t, url)
-			appErr := requireAppError(t, err, ErrTypeInvalidSpec, true)
+			appErr := requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
 			require.Equal(t, "Machine ns1/vm1: "+tc.message, appErr.Message())
 			require.NotContains(t, appErr.Error(), "s3cret")
 		})

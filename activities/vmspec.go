@@ -12,6 +12,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -43,8 +44,8 @@ const (
 // vmSpecInput is everything the VM shape depends on. It is resolved by
 // EnsureVirtualMachine; buildVirtualMachine itself does no I/O.
 type vmSpecInput struct {
-	Plan     MachinePlan
-	Network  NetworkResult
+	Plan     contract.MachinePlan
+	Network  contract.NetworkResult
 	CPUModel string
 	// ImageURL is the Machine's spec.os.imageID, which the plan leaves out
 	// of history; ImageURL, ISOSize and ISOAccessMode make the ISO
@@ -181,7 +182,7 @@ func buildVirtualMachine(in vmSpecInput) (*kubevirtv1.VirtualMachine, error) {
 }
 
 // planDisks turns the plan's PVC-backed disks into VM disks and volumes.
-func planDisks(plan MachinePlan) ([]kubevirtv1.Disk, []kubevirtv1.Volume, error) {
+func planDisks(plan contract.MachinePlan) ([]kubevirtv1.Disk, []kubevirtv1.Volume, error) {
 	disks := make([]kubevirtv1.Disk, 0, len(plan.Disks)+2)
 	volumes := make([]kubevirtv1.Volume, 0, len(plan.Disks)+2)
 	for i, d := range plan.Disks {
@@ -215,7 +216,7 @@ func busOrVirtio(bus string) string {
 
 // isoDataVolume is the DataVolumeTemplate <vm>-iso that imports the ISO.
 // CD-ROMs need a Filesystem volume.
-func isoDataVolume(plan MachinePlan, url string, size resource.Quantity, accessMode corev1.PersistentVolumeAccessMode) (kubevirtv1.DataVolumeTemplateSpec, error) {
+func isoDataVolume(plan contract.MachinePlan, url string, size resource.Quantity, accessMode corev1.PersistentVolumeAccessMode) (kubevirtv1.DataVolumeTemplateSpec, error) {
 	if url == "" {
 		return kubevirtv1.DataVolumeTemplateSpec{}, invalidSpec(plan.Machine, "spec.os.imageID", "empty, but the plan boots an ISO")
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -111,7 +112,7 @@ func FuzzBuildVirtualMachine(f *testing.F) {
 
 		in := vmSpecInput{
 			Plan:               plan,
-			Network:            NetworkResult{NetworkName: podNetworkName, MACAddress: "02:12:00:00:00:01"},
+			Network:            contract.NetworkResult{NetworkName: podNetworkName, MACAddress: "02:12:00:00:00:01"},
 			CPUModel:           "host-model",
 			ImageURL:           image,
 			ISOSize:            isoSizeFor(1),
@@ -163,7 +164,7 @@ func storable(m *v1alpha1.Machine) bool {
 // cloud-init payload nor the image URL's password.
 func requireClearRefusal(t *testing.T, err error, m *v1alpha1.Machine, secrets ...string) {
 	t.Helper()
-	appErr := requireAppError(t, err, ErrTypeInvalidSpec, true)
+	appErr := requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
 	msg := appErr.Message()
 	prefix := fmt.Sprintf("Machine %s/%s: ", m.Namespace, m.Name)
 	require.True(t, strings.HasPrefix(msg, prefix), "message does not lead with the Machine: %q", msg)
@@ -193,11 +194,11 @@ func urlPassword(raw string) string {
 
 // requirePlanSurvivesHistory: the plan is an activity result, so it must
 // decode from its JSON to itself.
-func requirePlanSurvivesHistory(t *testing.T, plan MachinePlan) {
+func requirePlanSurvivesHistory(t *testing.T, plan contract.MachinePlan) {
 	t.Helper()
 	b, err := json.Marshal(plan)
 	require.NoError(t, err)
-	var back MachinePlan
+	var back contract.MachinePlan
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, plan, back)
 }
@@ -205,7 +206,7 @@ func requirePlanSurvivesHistory(t *testing.T, plan MachinePlan) {
 // requireDomain checks what KubeVirt checks of the VM's domain: memory of
 // at least 1Mi, a CPU topology within the Machine's bounds, and disks and
 // volumes that pair up under unique DNS-1123 label names.
-func requireDomain(t *testing.T, vm *kubevirtv1.VirtualMachine, plan MachinePlan) {
+func requireDomain(t *testing.T, vm *kubevirtv1.VirtualMachine, plan contract.MachinePlan) {
 	t.Helper()
 	spec := vm.Spec.Template.Spec
 	domain := spec.Domain

@@ -9,26 +9,27 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
-func basePlan() MachinePlan {
-	return MachinePlan{
-		Machine: MachineRef{Namespace: "ns1", Name: "vm1"},
-		CPU:     CPUPlan{Cores: 4, Sockets: 2, Threads: 1},
+func basePlan() contract.MachinePlan {
+	return contract.MachinePlan{
+		Machine: contract.MachineRef{Namespace: "ns1", Name: "vm1"},
+		CPU:     contract.CPUPlan{Cores: 4, Sockets: 2, Threads: 1},
 		Memory:  "3Gi",
-		Disks: []DiskPlan{
+		Disks: []contract.DiskPlan{
 			{Name: "root", PVCName: "vm1", Size: "20Gi", Bus: "virtio", BootOrder: 1},
 			{Name: "data", PVCName: "vm1-data", Size: "5Gi", Bus: "sata"},
 		},
-		Network: NetworkPlan{PodNetwork: true},
+		Network: contract.NetworkPlan{PodNetwork: true},
 	}
 }
 
 func baseSpecInput() vmSpecInput {
 	return vmSpecInput{
 		Plan:          basePlan(),
-		Network:       NetworkResult{NetworkName: "default", MACAddress: "02:12:aa:bb:cc:dd"},
+		Network:       contract.NetworkResult{NetworkName: "default", MACAddress: "02:12:aa:bb:cc:dd"},
 		CPUModel:      "host-model",
 		ISOSize:       resource.MustParse("8Gi"),
 		ISOAccessMode: corev1.ReadWriteMany,
@@ -76,7 +77,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 				vm.Spec.Template.Spec.Networks)
 		}},
 		{"bridge NIC on the multus network of a VLAN NAD", func(in *vmSpecInput) {
-			in.Network = NetworkResult{NetworkName: "vlan42", NADName: "vlan42", MACAddress: "02:12:00:00:00:01"}
+			in.Network = contract.NetworkResult{NetworkName: "vlan42", NADName: "vlan42", MACAddress: "02:12:00:00:00:01"}
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			require.Equal(t, "vlan42", domain(vm).Devices.Interfaces[0].Name)
 			require.Equal(t, []kubevirtv1.Network{{Name: "vlan42", NetworkSource: kubevirtv1.NetworkSource{Multus: &kubevirtv1.MultusNetwork{NetworkName: "vlan42"}}}},
@@ -86,7 +87,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, uint(2), *domain(vm).Devices.Interfaces[0].BootOrder)
 		}},
 		{"no PXE boot order with an imageID", func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{HasImage: true}
+			in.Plan.Boot = contract.BootPlan{HasImage: true}
 			in.ImageURL = "http://img/os.iso"
 		},
 			func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
@@ -106,7 +107,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, "vm1-data", vols[1].PersistentVolumeClaim.ClaimName)
 		}},
 		{"ISO boot via DataVolumeTemplate <vm>-iso and cdrom-iso on sata with boot order 2", func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
+			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 			in.ImageURL = "http://img/os.iso"
 			in.ISOSize = resource.MustParse("3Gi")
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
@@ -127,7 +128,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, "vm1-iso", vols[len(vols)-1].DataVolume.Name)
 		}},
 		{"ISO from a registry source", func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "registry"}
+			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "registry"}
 			in.ImageURL = "docker://quay.io/os:1"
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			src := vm.Spec.DataVolumeTemplates[0].Spec.Source
@@ -182,18 +183,18 @@ func TestBuildVirtualMachineRejectsBadPlans(t *testing.T) {
 		"no MAC":                func(in *vmSpecInput) { in.Network.MACAddress = "" },
 		"disk without PVC":      func(in *vmSpecInput) { in.Plan.Disks[1].PVCName = "" },
 		"unknown ISO source": func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "ftp"}
+			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "ftp"}
 			in.ImageURL = "ftp://x"
 		},
 		"ISO plan without an image URL": func(in *vmSpecInput) {
-			in.Plan.Boot = BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
+			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := baseSpecInput()
 			mutate(&in)
 			_, err := buildVirtualMachine(in)
-			requireAppError(t, err, ErrTypeInvalidSpec, true)
+			requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
 		})
 	}
 }

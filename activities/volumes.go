@@ -14,6 +14,7 @@ import (
 	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -27,7 +28,7 @@ var defaultClassAnnotations = []string{
 // EnsureNamespace creates the Machine's namespace on the cluster when it is
 // missing. Namespaces are shared (think "default"), so an existing one is
 // used whoever made it, and machineflow never deletes one.
-func (a *Activities) EnsureNamespace(ctx context.Context, rm RemoteMachine) error {
+func (a *Activities) EnsureNamespace(ctx context.Context, rm contract.RemoteMachine) error {
 	c, err := a.remote(ctx, rm.KubevirtConfig)
 	if err != nil {
 		return err
@@ -47,35 +48,35 @@ func (a *Activities) EnsureNamespace(ctx context.Context, rm RemoteMachine) erro
 }
 
 // EnsureVolumes creates the plan's blank PVCs (adopting ours that exist).
-func (a *Activities) EnsureVolumes(ctx context.Context, in VolumesInput) (VolumesResult, error) {
+func (a *Activities) EnsureVolumes(ctx context.Context, in contract.VolumesInput) (contract.VolumesResult, error) {
 	c, err := a.remote(ctx, in.KubevirtConfig)
 	if err != nil {
-		return VolumesResult{}, err
+		return contract.VolumesResult{}, err
 	}
-	res := VolumesResult{Volumes: []VolumeStatus{}}
+	res := contract.VolumesResult{Volumes: []contract.VolumeStatus{}}
 	class, accessMode := "", a.settings.PVCAccessMode
 	for i, d := range in.Disks {
 		size, err := resource.ParseQuantity(d.Size)
 		if err != nil || size.Sign() <= 0 {
-			return VolumesResult{}, invalidSpec(in.Machine, fmt.Sprintf("disks[%d].size", i), "%q is not a positive quantity", d.Size)
+			return contract.VolumesResult{}, invalidSpec(in.Machine, fmt.Sprintf("disks[%d].size", i), "%q is not a positive quantity", d.Size)
 		}
 		// Resolve storage only when a PVC is actually missing: adopted
 		// volumes need neither a StorageClass nor a StorageProfile.
 		key := client.ObjectKey{Namespace: in.Machine.Namespace, Name: d.PVCName}
 		if err := c.Get(ctx, key, &corev1.PersistentVolumeClaim{}); apierrors.IsNotFound(err) && class == "" {
 			if class, err = a.storageClass(ctx, c, in.KubevirtConfig); err != nil {
-				return VolumesResult{}, err
+				return contract.VolumesResult{}, err
 			}
 			if accessMode, err = a.accessMode(ctx, c, in.KubevirtConfig, class); err != nil {
-				return VolumesResult{}, err
+				return contract.VolumesResult{}, err
 			}
 		} else if err != nil && !apierrors.IsNotFound(err) {
-			return VolumesResult{}, classify(err, fmt.Sprintf("get PVC %s on %s", objectName(key.Namespace, key.Name), in.KubevirtConfig))
+			return contract.VolumesResult{}, classify(err, fmt.Sprintf("get PVC %s on %s", objectName(key.Namespace, key.Name), in.KubevirtConfig))
 		}
 		pvc := buildPVC(in.Machine, d, size, class, a.settings.PVCVolumeMode, accessMode)
 		obj, created, err := ensureObject(ctx, c, in.KubevirtConfig, "PersistentVolumeClaim", pvc)
 		if err != nil {
-			return VolumesResult{}, err
+			return contract.VolumesResult{}, err
 		}
 		if created {
 			res.Created = append(res.Created, d.PVCName)
@@ -85,7 +86,7 @@ func (a *Activities) EnsureVolumes(ctx context.Context, in VolumesInput) (Volume
 	return res, nil
 }
 
-func buildPVC(m MachineRef, d DiskPlan, size resource.Quantity, class, volumeMode, accessMode string) *corev1.PersistentVolumeClaim {
+func buildPVC(m contract.MachineRef, d contract.DiskPlan, size resource.Quantity, class, volumeMode, accessMode string) *corev1.PersistentVolumeClaim {
 	labels := names.ManagedLabels(m.Name)
 	if d.BootOrder == 1 {
 		labels[bootPVCLabel] = bootPVCLabelValue
@@ -108,8 +109,8 @@ func buildPVC(m MachineRef, d DiskPlan, size resource.Quantity, class, volumeMod
 	return pvc
 }
 
-func volumeStatus(pvc *corev1.PersistentVolumeClaim) VolumeStatus {
-	v := VolumeStatus{PVCName: pvc.Name}
+func volumeStatus(pvc *corev1.PersistentVolumeClaim) contract.VolumeStatus {
+	v := contract.VolumeStatus{PVCName: pvc.Name}
 	if q, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 		v.Size = q.String()
 	}
@@ -131,7 +132,7 @@ func (a *Activities) storageClass(ctx context.Context, c client.Client, cluster 
 	if name := a.settings.StorageClassName; name != "" {
 		err := c.Get(ctx, client.ObjectKey{Name: name}, &storagev1.StorageClass{})
 		if apierrors.IsNotFound(err) {
-			return "", newAppError(ErrTypeStorageClassNotFound, true, nil,
+			return "", newAppError(contract.ErrTypeStorageClassNotFound, true, nil,
 				"StorageClass %q (STORAGE_CLASS_NAME) does not exist on %s", name, cluster)
 		}
 		return name, classify(err, fmt.Sprintf("get StorageClass %s on %s", name, cluster))
@@ -150,7 +151,7 @@ func (a *Activities) storageClass(ctx context.Context, c client.Client, cluster 
 		}
 	}
 	if len(defaults) == 0 {
-		return "", newAppError(ErrTypeStorageClassNotFound, true, nil,
+		return "", newAppError(contract.ErrTypeStorageClassNotFound, true, nil,
 			"%s has no default StorageClass and STORAGE_CLASS_NAME is not set", cluster)
 	}
 	// Kubernetes itself picks the newest of several defaults; we want a

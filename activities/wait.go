@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // WaitProgress is the heartbeat of WaitForVirtualMachine: what it last saw,
@@ -26,7 +28,7 @@ type WaitProgress struct {
 // runs with an address, or the VM reaches a state it cannot boot from. It
 // heartbeats every poll; the boot deadline is the caller's ScheduleToClose,
 // so a slow but healthy boot is never given up on here.
-func (a *Activities) WaitForVirtualMachine(ctx context.Context, rm RemoteMachine) (VMObservation, error) {
+func (a *Activities) WaitForVirtualMachine(ctx context.Context, rm contract.RemoteMachine) (contract.VMObservation, error) {
 	logger := activity.GetLogger(ctx)
 	progress := WaitProgress{}
 	if activity.HasHeartbeatDetails(ctx) {
@@ -49,11 +51,11 @@ func (a *Activities) WaitForVirtualMachine(ctx context.Context, rm RemoteMachine
 		// lookup costs nothing.
 		c, err := a.remote(ctx, rm.KubevirtConfig)
 		if err != nil {
-			return VMObservation{}, err
+			return contract.VMObservation{}, err
 		}
 		obs, done, err := a.pollVM(ctx, c, rm)
 		if err != nil {
-			return VMObservation{}, err
+			return contract.VMObservation{}, err
 		}
 		progress.Polls++
 		if obs.Phase != progress.Phase || obs.State != progress.State {
@@ -71,7 +73,7 @@ func (a *Activities) WaitForVirtualMachine(ctx context.Context, rm RemoteMachine
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return VMObservation{}, ctx.Err()
+			return contract.VMObservation{}, ctx.Err()
 		case <-timer.C:
 		}
 		delay = min(delay*2, a.settings.PollMax)
@@ -80,16 +82,16 @@ func (a *Activities) WaitForVirtualMachine(ctx context.Context, rm RemoteMachine
 
 // pollVM reads the VM and VMI once: done when the VMI runs with an address,
 // a final error when the VM cannot boot.
-func (a *Activities) pollVM(ctx context.Context, c client.Client, rm RemoteMachine) (VMObservation, bool, error) {
+func (a *Activities) pollVM(ctx context.Context, c client.Client, rm contract.RemoteMachine) (contract.VMObservation, bool, error) {
 	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: rm.Machine.Name}
 	where := fmt.Sprintf("%s/%s on %s", key.Namespace, key.Name, rm.KubevirtConfig)
 	vm := &kubevirtv1.VirtualMachine{}
 	err := c.Get(ctx, key, vm)
 	if apierrors.IsNotFound(err) {
-		return VMObservation{}, false, bootFailed(rm.Machine, "VMNotFound", "the VirtualMachine disappeared from "+rm.KubevirtConfig)
+		return contract.VMObservation{}, false, bootFailed(rm.Machine, "VMNotFound", "the VirtualMachine disappeared from "+rm.KubevirtConfig)
 	}
 	if err != nil {
-		return VMObservation{}, false, classify(err, "get VirtualMachine "+where)
+		return contract.VMObservation{}, false, classify(err, "get VirtualMachine "+where)
 	}
 	var vmi *kubevirtv1.VirtualMachineInstance
 	instance := &kubevirtv1.VirtualMachineInstance{}
@@ -97,23 +99,23 @@ func (a *Activities) pollVM(ctx context.Context, c client.Client, rm RemoteMachi
 	case err == nil:
 		vmi = instance
 	case !apierrors.IsNotFound(err):
-		return VMObservation{}, false, classify(err, "get VirtualMachineInstance "+where)
+		return contract.VMObservation{}, false, classify(err, "get VirtualMachineInstance "+where)
 	}
 	if reason, message, failed := bootFailure(vm, vmi); failed {
-		return VMObservation{}, false, bootFailed(rm.Machine, reason, message)
+		return contract.VMObservation{}, false, bootFailed(rm.Machine, reason, message)
 	}
 	obs, err := a.observation(ctx, vm, vmi, rm.Machine)
 	if err != nil {
-		return VMObservation{}, false, err
+		return contract.VMObservation{}, false, err
 	}
-	done := vmi != nil && vmi.Status.Phase == kubevirtv1.Running && obs.hasAddress()
+	done := vmi != nil && vmi.Status.Phase == kubevirtv1.Running && obs.HasAddress()
 	return obs, done, nil
 }
 
 // observation maps VM and VMI to an observation, reading the Machine's
 // NetworkConfiguration when IP_SOURCE=networkconfiguration. An unreadable
 // NetworkConfiguration falls back to the VMI's addresses, as the operator did.
-func (a *Activities) observation(ctx context.Context, vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance, m MachineRef) (VMObservation, error) {
+func (a *Activities) observation(ctx context.Context, vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance, m contract.MachineRef) (contract.VMObservation, error) {
 	var ncStatus []v1alpha1.NetworkConfigurationInterface
 	if a.settings.IPSource == IPSourceNetworkConfiguration && vmi != nil {
 		nc := &v1alpha1.NetworkConfiguration{}
@@ -122,7 +124,7 @@ func (a *Activities) observation(ctx context.Context, vm *kubevirtv1.VirtualMach
 		case err == nil:
 			ncStatus = nc.Status.NetworkInterfaces
 		case errors.Is(err, context.Canceled):
-			return VMObservation{}, err
+			return contract.VMObservation{}, err
 		default:
 			activity.GetLogger(ctx).Warn("NetworkConfiguration unreadable, using VMI addresses", "machine", objectName(m.Namespace, m.Name), "error", err)
 		}

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	"github.com/machineflow/machineflow/activities"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/workflows"
 )
@@ -199,7 +198,7 @@ func wantsISOEjected(m *v1alpha1.Machine, provision Run) bool {
 		}
 	}
 	return provision.State == StateCompleted && m.Status.Phase == v1alpha1.MachinePhaseRunning &&
-		activities.ISOCleanupPending(m.Annotations)
+		names.ISOCleanupPending(m.Annotations)
 }
 
 func (r *MachineReconciler) reconcileDelete(ctx context.Context, m *v1alpha1.Machine) (ctrl.Result, error) {

@@ -36,7 +36,7 @@ type Trigger interface {
 	// the latest one. A completed run for this Machine stands; a failed
 	// one is retried after the backoff. Callers ask only while the
 	// Machine's annotations want its ISO removed
-	// (activities.ISOCleanupPending) and to see a run they saw open end.
+	// (names.ISOCleanupPending) and to see a run they saw open end.
 	EnsureISOEjected(ctx context.Context, machine *v1alpha1.Machine) (Run, error)
 	// AwaitClose blocks until the run (WorkflowID and RunID, as an
 	// Ensure method reported it) closes, however it ends, and then

@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vitistack/common/pkg/v1alpha1"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 const (
@@ -25,10 +24,6 @@ const (
 	// RemoteCleanupDeadline bounds how long an unforced deprovision keeps
 	// retrying an unreachable cluster or a missing KubevirtConfig.
 	RemoteCleanupDeadline = time.Hour
-
-	// PhaseTerminated is the MachinePhase search attribute of a finished
-	// deprovision. The Machine itself stays Terminating until it is deleted.
-	PhaseTerminated = v1alpha1.MachinePhaseTerminated
 
 	firstRetryDelay = 30 * time.Second
 	maxRetryDelay   = 5 * time.Minute
@@ -50,7 +45,7 @@ func DeprovisionMachine(ctx workflow.Context, in DeprovisionInput) (DeprovisionR
 		return DeprovisionResult{}, err
 	}
 	d := &deprovision{
-		machine:  activities.MachineRef{Namespace: in.Namespace, Name: in.Name},
+		machine:  contract.MachineRef{Namespace: in.Namespace, Name: in.Name},
 		force:    in.Force,
 		progress: progress,
 		logger:   log.With(workflow.GetLogger(ctx), "machineNamespace", in.Namespace, "machineName", in.Name),
@@ -79,7 +74,7 @@ func DeprovisionMachine(ctx workflow.Context, in DeprovisionInput) (DeprovisionR
 
 // deprovision is the state of one DeprovisionMachine run.
 type deprovision struct {
-	machine activities.MachineRef
+	machine contract.MachineRef
 	// force gives up on remote cleanup at its first failure. interrupt is
 	// set by a force update and stops the remote delete in flight; a force
 	// update that comes earlier acts like the input's force.
@@ -102,28 +97,28 @@ func (d *deprovision) run(ctx workflow.Context) (DeprovisionResult, error) {
 		return d.result, err
 	}
 
-	var placement activities.Placement
-	d.progress.begin(activities.LookupPlacementName)
-	if err := d.progress.run(ctx, activities.LookupPlacementName, &placement, d.machine); err != nil {
+	var placement contract.Placement
+	d.progress.begin(contract.LookupPlacementName)
+	if err := d.progress.run(ctx, contract.LookupPlacementName, &placement, d.machine); err != nil {
 		return d.result, err
 	}
 	if placement.KubevirtConfig == "" {
 		d.logger.Info("machine was never placed: nothing to delete")
-		return d.result, d.attrs.setPhase(ctx, PhaseTerminated)
+		return d.result, d.attrs.setPhase(ctx, contract.PhaseTerminated)
 	}
 	config := placement.KubevirtConfig
 	d.result.KubevirtConfig = config
 	if err := d.attrs.setConfig(ctx, config); err != nil {
 		return d.result, fmt.Errorf("upsert search attributes: %w", err)
 	}
-	if err := d.attrs.setPhase(ctx, v1alpha1.MachinePhaseTerminating); err != nil {
+	if err := d.attrs.setPhase(ctx, contract.PhaseTerminating); err != nil {
 		return d.result, fmt.Errorf("upsert search attributes: %w", err)
 	}
-	d.progress.begin(activities.UpdateMachineStatusName)
-	err := d.progress.run(ctx, activities.UpdateMachineStatusName, nil, activities.StatusUpdate{
-		Machine: d.machine, Phase: v1alpha1.MachinePhaseTerminating, KubevirtConfig: config,
+	d.progress.begin(contract.UpdateMachineStatusName)
+	err := d.progress.run(ctx, contract.UpdateMachineStatusName, nil, contract.StatusUpdate{
+		Machine: d.machine, Phase: contract.PhaseTerminating, KubevirtConfig: config,
 	})
-	if err != nil && !isErrorType(err, activities.ErrTypeMachineNotFound) {
+	if err != nil && !isErrorType(err, contract.ErrTypeMachineNotFound) {
 		return d.result, err
 	}
 
@@ -133,14 +128,14 @@ func (d *deprovision) run(ctx workflow.Context) (DeprovisionResult, error) {
 
 	// The NetworkConfiguration lives on the supervisor: it is deleted even
 	// when remote cleanup was given up on.
-	var deleted activities.DeleteResult
-	d.progress.begin(activities.DeleteNetworkConfigurationName)
-	if err := d.progress.run(ctx, activities.DeleteNetworkConfigurationName, &deleted, d.machine); err != nil {
+	var deleted contract.DeleteResult
+	d.progress.begin(contract.DeleteNetworkConfigurationName)
+	if err := d.progress.run(ctx, contract.DeleteNetworkConfigurationName, &deleted, d.machine); err != nil {
 		return d.result, err
 	}
 	d.result.Deleted = append(d.result.Deleted, deleted.Deleted...)
 	d.logger.Info("machine deprovisioned", "kubevirtConfig", config, "deleted", len(d.result.Deleted), "notDeleted", len(d.result.NotDeleted))
-	return d.result, d.attrs.setPhase(ctx, PhaseTerminated)
+	return d.result, d.attrs.setPhase(ctx, contract.PhaseTerminated)
 }
 
 // cancelProvision cancels an open ProvisionMachine of the same Machine and
@@ -178,12 +173,12 @@ type cleanupStep struct {
 // RemoteCleanupDeadline; with force it is given up on, and it and the
 // steps after it are reported as not deleted.
 func (d *deprovision) remoteCleanup(ctx workflow.Context, config string) error {
-	remote := activities.RemoteMachine{KubevirtConfig: config, Machine: d.machine}
+	remote := contract.RemoteMachine{KubevirtConfig: config, Machine: d.machine}
 	of := fmt.Sprintf("of Machine %s/%s on %s", d.machine.Namespace, d.machine.Name, config)
 	steps := []cleanupStep{
-		{activities.DeleteVirtualMachineName, remote, fmt.Sprintf("VirtualMachine %s/%s on %s", d.machine.Namespace, d.machine.Name, config)},
-		{activities.DeleteVolumesName, activities.DeleteVolumesInput{RemoteMachine: remote}, "PersistentVolumeClaims " + of},
-		{activities.DeleteNetworkName, remote, "NetworkAttachmentDefinitions " + of},
+		{contract.DeleteVirtualMachineName, remote, fmt.Sprintf("VirtualMachine %s/%s on %s", d.machine.Namespace, d.machine.Name, config)},
+		{contract.DeleteVolumesName, contract.DeleteVolumesInput{RemoteMachine: remote}, "PersistentVolumeClaims " + of},
+		{contract.DeleteNetworkName, remote, "NetworkAttachmentDefinitions " + of},
 	}
 	deadline := workflow.Now(ctx).Add(RemoteCleanupDeadline)
 	delay := firstRetryDelay
@@ -233,7 +228,7 @@ func (d *deprovision) runRemote(ctx workflow.Context, s cleanupStep) error {
 	actCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	var (
-		deleted activities.DeleteResult
+		deleted contract.DeleteResult
 		err     error
 		done    bool
 	)

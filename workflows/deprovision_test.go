@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 type deprovisionSuite struct{ workflowSuite }
@@ -20,7 +20,7 @@ func TestDeprovisionMachine(t *testing.T) { suite.Run(t, new(deprovisionSuite)) 
 const provisionID = "provision/default/vm1"
 
 var (
-	testRemote     = activities.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine}
+	testRemote     = contract.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine}
 	remoteNotFound = []string{
 		"VirtualMachine default/vm1 on kv-a",
 		"PersistentVolumeClaims of Machine default/vm1 on kv-a",
@@ -55,23 +55,23 @@ func (s *deprovisionSuite) TestDeletesInSafeOrder() {
 	res := s.result()
 	s.Equal(DeprovisionResult{KubevirtConfig: "kv-a", Deleted: allDeleted}, res)
 
-	s.Equal([]string{activities.LookupPlacementName, activities.UpdateMachineStatusName,
-		activities.DeleteVirtualMachineName, activities.DeleteVolumesName, activities.DeleteNetworkName,
-		activities.DeleteNetworkConfigurationName}, s.f.called())
-	s.Equal([]any{testMachine}, s.f.inputs(activities.LookupPlacementName))
-	s.Equal([]any{testRemote}, s.f.inputs(activities.DeleteVirtualMachineName))
-	s.Equal([]any{activities.DeleteVolumesInput{RemoteMachine: testRemote}}, s.f.inputs(activities.DeleteVolumesName),
+	s.Equal([]string{contract.LookupPlacementName, contract.UpdateMachineStatusName,
+		contract.DeleteVirtualMachineName, contract.DeleteVolumesName, contract.DeleteNetworkName,
+		contract.DeleteNetworkConfigurationName}, s.f.called())
+	s.Equal([]any{testMachine}, s.f.inputs(contract.LookupPlacementName))
+	s.Equal([]any{testRemote}, s.f.inputs(contract.DeleteVirtualMachineName))
+	s.Equal([]any{contract.DeleteVolumesInput{RemoteMachine: testRemote}}, s.f.inputs(contract.DeleteVolumesName),
 		"all of the Machine's volumes, not only named ones")
-	s.Equal([]any{testRemote}, s.f.inputs(activities.DeleteNetworkName))
-	s.Equal([]any{testMachine}, s.f.inputs(activities.DeleteNetworkConfigurationName))
-	s.Equal([]activities.StatusUpdate{{Machine: testMachine, Phase: "Terminating", KubevirtConfig: "kv-a"}}, s.f.statuses())
+	s.Equal([]any{testRemote}, s.f.inputs(contract.DeleteNetworkName))
+	s.Equal([]any{testMachine}, s.f.inputs(contract.DeleteNetworkConfigurationName))
+	s.Equal([]contract.StatusUpdate{{Machine: testMachine, Phase: "Terminating", KubevirtConfig: "kv-a"}}, s.f.statuses())
 
-	s.Equal(map[string]string{"MachineNamespace": "default", "MachineName": "vm1", "KubevirtConfig": "kv-a", "MachinePhase": PhaseTerminated}, s.attrs)
-	s.Equal([]string{"Terminating", PhaseTerminated}, s.phases)
+	s.Equal(map[string]string{"MachineNamespace": "default", "MachineName": "vm1", "KubevirtConfig": "kv-a", "MachinePhase": contract.PhaseTerminated}, s.attrs)
+	s.Equal([]string{"Terminating", contract.PhaseTerminated}, s.phases)
 	p := s.progress()
 	s.Equal(StepCompleted, p.Step)
 	s.True(p.Done)
-	s.Equal(1, p.Attempts[activities.DeleteVirtualMachineName])
+	s.Equal(1, p.Attempts[contract.DeleteVirtualMachineName])
 }
 
 func (s *deprovisionSuite) TestNeverPlacedOrAbsentMachine() {
@@ -79,13 +79,13 @@ func (s *deprovisionSuite) TestNeverPlacedOrAbsentMachine() {
 	s.f.config = ""
 	s.env.ExecuteWorkflow(DeprovisionMachineName, DeprovisionInput{Namespace: "default", Name: "vm1"})
 	s.Equal(DeprovisionResult{}, s.result())
-	s.Equal([]string{activities.LookupPlacementName}, s.f.called(), "no status write, no delete")
-	s.Equal(PhaseTerminated, s.attrs["MachinePhase"])
+	s.Equal([]string{contract.LookupPlacementName}, s.f.called(), "no status write, no delete")
+	s.Equal(contract.PhaseTerminated, s.attrs["MachinePhase"])
 }
 
 func (s *deprovisionSuite) TestMachineGoneBeforeStatusWrite() {
 	s.noOpenProvision()
-	s.f.on(activities.UpdateMachineStatusName, fail(activities.ErrTypeMachineNotFound, "Machine default/vm1 not found"))
+	s.f.on(contract.UpdateMachineStatusName, fail(contract.ErrTypeMachineNotFound, "Machine default/vm1 not found"))
 	s.env.ExecuteWorkflow(DeprovisionMachineName, DeprovisionInput{Namespace: "default", Name: "vm1"})
 	s.Equal(allDeleted, s.result().Deleted, "cleanup goes on without the Machine")
 }
@@ -111,12 +111,12 @@ func (s *deprovisionSuite) TestCancelFailureIsReported() {
 func (s *deprovisionSuite) TestClusterComesBack() {
 	s.noOpenProvision()
 	failures := 0
-	s.f.on(activities.DeleteVirtualMachineName, func(context.Context, any) (any, error) {
+	s.f.on(contract.DeleteVirtualMachineName, func(context.Context, any) (any, error) {
 		if failures < 2 {
 			failures++
-			return nil, temporal.NewNonRetryableApplicationError("KubevirtConfig kv-a not found", activities.ErrTypeConfigNotFound, nil)
+			return nil, temporal.NewNonRetryableApplicationError("KubevirtConfig kv-a not found", contract.ErrTypeConfigNotFound, nil)
 		}
-		return activities.DeleteResult{Deleted: []string{"VirtualMachine default/vm1"}}, nil
+		return contract.DeleteResult{Deleted: []string{"VirtualMachine default/vm1"}}, nil
 	})
 	start := s.env.Now()
 	s.env.ExecuteWorkflow(DeprovisionMachineName, DeprovisionInput{Namespace: "default", Name: "vm1"})
@@ -124,17 +124,17 @@ func (s *deprovisionSuite) TestClusterComesBack() {
 	s.Equal(allDeleted, res.Deleted)
 	s.Empty(res.NotDeleted)
 	s.False(res.Forced)
-	s.Equal(3, s.f.count(activities.DeleteVirtualMachineName))
+	s.Equal(3, s.f.count(contract.DeleteVirtualMachineName))
 	// Rounds back off: 30s, then 1m.
 	s.GreaterOrEqual(s.env.Now().Sub(start), 90*time.Second)
 	p := s.progress()
-	s.Equal(3, p.Attempts[activities.DeleteVirtualMachineName])
+	s.Equal(3, p.Attempts[contract.DeleteVirtualMachineName])
 	s.Contains(p.LastError, "DeleteVirtualMachine: KubevirtConfigNotFound: KubevirtConfig kv-a not found")
 }
 
 func (s *deprovisionSuite) TestUnreachableWithoutForceGivesUpAtTheDeadline() {
 	s.noOpenProvision()
-	s.f.on(activities.DeleteVolumesName, fail(activities.ErrTypeConfigNotFound, "KubevirtConfig kv-a not found"))
+	s.f.on(contract.DeleteVolumesName, fail(contract.ErrTypeConfigNotFound, "KubevirtConfig kv-a not found"))
 	start := s.env.Now()
 	s.env.ExecuteWorkflow(DeprovisionMachineName, DeprovisionInput{Namespace: "default", Name: "vm1"})
 
@@ -147,17 +147,17 @@ func (s *deprovisionSuite) TestUnreachableWithoutForceGivesUpAtTheDeadline() {
 	s.Greater(elapsed, 50*time.Minute)
 	s.LessOrEqual(elapsed, RemoteCleanupDeadline)
 	// 30s, 1m, 2m, 4m, then every 5m until the hour is up.
-	s.Equal(15, s.f.count(activities.DeleteVolumesName))
-	s.Equal(1, s.f.count(activities.DeleteVirtualMachineName), "a step that succeeded is not repeated")
-	s.Zero(s.f.count(activities.DeleteNetworkName))
-	s.Zero(s.f.count(activities.DeleteNetworkConfigurationName))
+	s.Equal(15, s.f.count(contract.DeleteVolumesName))
+	s.Equal(1, s.f.count(contract.DeleteVirtualMachineName), "a step that succeeded is not repeated")
+	s.Zero(s.f.count(contract.DeleteNetworkName))
+	s.Zero(s.f.count(contract.DeleteNetworkConfigurationName))
 	s.Equal(StepFailed, s.progress().Step)
 }
 
 func (s *deprovisionSuite) TestForceInputGivesUpOnUnreachableCluster() {
 	s.noOpenProvision()
-	s.f.on(activities.DeleteVirtualMachineName, func(context.Context, any) (any, error) {
-		return nil, temporal.NewApplicationError("KubevirtConfig kv-a: dial tcp: connection refused", activities.ErrTypeClusterUnreachable)
+	s.f.on(contract.DeleteVirtualMachineName, func(context.Context, any) (any, error) {
+		return nil, temporal.NewApplicationError("KubevirtConfig kv-a: dial tcp: connection refused", contract.ErrTypeClusterUnreachable)
 	})
 	s.env.ExecuteWorkflow(DeprovisionMachineName, DeprovisionInput{Namespace: "default", Name: "vm1", Force: true})
 
@@ -168,9 +168,9 @@ func (s *deprovisionSuite) TestForceInputGivesUpOnUnreachableCluster() {
 		NotDeleted:     remoteNotFound,
 		Forced:         true,
 	}, res)
-	s.Equal(forcedAttempts, s.f.count(activities.DeleteVirtualMachineName))
-	s.Zero(s.f.count(activities.DeleteVolumesName))
-	s.Zero(s.f.count(activities.DeleteNetworkName))
+	s.Equal(forcedAttempts, s.f.count(contract.DeleteVirtualMachineName))
+	s.Zero(s.f.count(contract.DeleteVolumesName))
+	s.Zero(s.f.count(contract.DeleteNetworkName))
 }
 
 func (s *deprovisionSuite) TestForceInputStillDeletesAReachableCluster() {
@@ -201,7 +201,7 @@ type updateOutcome struct {
 
 func (s *deprovisionSuite) TestForceUpdateWhileWaitingToRetry() {
 	s.noOpenProvision()
-	s.f.on(activities.DeleteNetworkName, fail(activities.ErrTypeConfigNotFound, "KubevirtConfig kv-a not found"))
+	s.f.on(contract.DeleteNetworkName, fail(contract.ErrTypeConfigNotFound, "KubevirtConfig kv-a not found"))
 	update := s.forceUpdateAfter(10 * time.Minute)
 	s.env.ExecuteWorkflow(DeprovisionMachineName, DeprovisionInput{Namespace: "default", Name: "vm1"})
 
@@ -217,15 +217,15 @@ func (s *deprovisionSuite) TestForceUpdateWhileWaitingToRetry() {
 		Forced:     true,
 	}, res)
 	// Rounds at 0, 30s, 1m30s, 3m30s and 7m30s; the update at 10m ends the wait.
-	s.Equal(5, s.f.count(activities.DeleteNetworkName))
+	s.Equal(5, s.f.count(contract.DeleteNetworkName))
 }
 
 func (s *deprovisionSuite) TestForceUpdateInterruptsADeleteInFlight() {
 	s.noOpenProvision()
 	// An unreachable cluster keeps the activity retrying for its whole
 	// ScheduleToClose (15m); the force update at 2m stops it.
-	s.f.on(activities.DeleteVirtualMachineName, func(context.Context, any) (any, error) {
-		return nil, temporal.NewApplicationError("KubevirtConfig kv-a: dial tcp: i/o timeout", activities.ErrTypeClusterUnreachable)
+	s.f.on(contract.DeleteVirtualMachineName, func(context.Context, any) (any, error) {
+		return nil, temporal.NewApplicationError("KubevirtConfig kv-a: dial tcp: i/o timeout", contract.ErrTypeClusterUnreachable)
 	})
 	update := s.forceUpdateAfter(2 * time.Minute)
 	start := s.env.Now()
@@ -236,7 +236,7 @@ func (s *deprovisionSuite) TestForceUpdateInterruptsADeleteInFlight() {
 	s.True(res.Forced)
 	s.Equal(remoteNotFound, res.NotDeleted)
 	s.Less(s.env.Now().Sub(start), 3*time.Minute, "the update did not wait for the activity's own bound")
-	s.Equal(1, s.progress().Attempts[activities.DeleteVirtualMachineName])
+	s.Equal(1, s.progress().Attempts[contract.DeleteVirtualMachineName])
 }
 
 func (s *deprovisionSuite) TestEarlyForceUpdateActsLikeForceInput() {

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/devtemporal"
 )
 
@@ -80,8 +80,8 @@ func TestOnDevServer(t *testing.T) {
 
 	t.Run("starter returns the open run and starts a closed one again", func(t *testing.T) {
 		started, release := make(chan struct{}), make(chan struct{})
-		f.on(activities.WaitForVirtualMachineName, blockingWait(started, release))
-		defer f.on(activities.WaitForVirtualMachineName, nil)
+		f.on(contract.WaitForVirtualMachineName, blockingWait(started, release))
+		defer f.on(contract.WaitForVirtualMachineName, nil)
 
 		in := ProvisionInput{Namespace: "default", Name: "vm-a"}
 		first, err := starter.StartProvision(ctx, in)
@@ -96,7 +96,7 @@ func TestOnDevServer(t *testing.T) {
 		require.NoError(t, err)
 		var p Progress
 		require.NoError(t, v.Get(&p))
-		require.Equal(t, activities.WaitForVirtualMachineName, p.Step)
+		require.Equal(t, contract.WaitForVirtualMachineName, p.Step)
 		require.False(t, p.Done)
 
 		close(release)
@@ -127,8 +127,8 @@ func TestOnDevServer(t *testing.T) {
 		require.NoError(t, quick.Get(ctx, nil))
 
 		started, release := make(chan struct{}), make(chan struct{})
-		f.on(activities.WaitForVirtualMachineName, blockingWait(started, release))
-		defer f.on(activities.WaitForVirtualMachineName, nil)
+		f.on(contract.WaitForVirtualMachineName, blockingWait(started, release))
+		defer f.on(contract.WaitForVirtualMachineName, nil)
 		slow, err := starter.StartProvision(ctx, ProvisionInput{Namespace: "default", Name: "vm-slow"})
 		require.NoError(t, err)
 		<-started
@@ -145,8 +145,8 @@ func TestOnDevServer(t *testing.T) {
 	t.Run("deprovision cancels an open provision and awaits its compensation", func(t *testing.T) {
 		started, release := make(chan struct{}), make(chan struct{})
 		defer close(release)
-		f.on(activities.WaitForVirtualMachineName, blockingWait(started, release))
-		defer f.on(activities.WaitForVirtualMachineName, nil)
+		f.on(contract.WaitForVirtualMachineName, blockingWait(started, release))
+		defer f.on(contract.WaitForVirtualMachineName, nil)
 		prov, err := starter.StartProvision(ctx, ProvisionInput{Namespace: "default", Name: "vm-c"})
 		require.NoError(t, err)
 		<-started
@@ -164,10 +164,10 @@ func TestOnDevServer(t *testing.T) {
 		require.True(t, errors.As(err, &canceled), "provision ended with %v", err)
 
 		calls := f.called()[before:]
-		pending := slices.IndexFunc(f.statuses(), func(u activities.StatusUpdate) bool { return u.Machine.Name == "vm-c" && u.Phase == "Pending" })
+		pending := slices.IndexFunc(f.statuses(), func(u contract.StatusUpdate) bool { return u.Machine.Name == "vm-c" && u.Phase == "Pending" })
 		require.GreaterOrEqual(t, pending, 0, "the provision recorded its cancellation")
-		compensation := calls[:slices.Index(calls, activities.LookupPlacementName)]
-		require.Equal(t, append(slices.Clone(allCreated), activities.UpdateMachineStatusName), compensation,
+		compensation := calls[:slices.Index(calls, contract.LookupPlacementName)]
+		require.Equal(t, append(slices.Clone(allCreated), contract.UpdateMachineStatusName), compensation,
 			"the provision's compensation and its Pending status ran before the deprovision looked anything up")
 		runs = append(runs, prov, deprov)
 	})
@@ -195,8 +195,8 @@ func TestOnDevServer(t *testing.T) {
 		require.NoError(t, err, "a completed workflow is closed")
 
 		started, release := make(chan struct{}), make(chan struct{})
-		f.on(activities.WaitForVirtualMachineName, blockingWait(started, release))
-		defer f.on(activities.WaitForVirtualMachineName, nil)
+		f.on(contract.WaitForVirtualMachineName, blockingWait(started, release))
+		defer f.on(contract.WaitForVirtualMachineName, nil)
 		open, err := starter.StartProvision(ctx, ProvisionInput{Namespace: "default", Name: "vm-open"})
 		require.NoError(t, err)
 		<-started
@@ -244,8 +244,8 @@ func TestOnDevServer(t *testing.T) {
 // reorderedProvision is ProvisionMachine with its first two activities
 // swapped: a non-deterministic change the replay must catch.
 func reorderedProvision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
-	var placement activities.Placement
-	if err := executeActivity(ctx, activities.ResolvePlacementName, &placement, activities.PlacementInput{Machine: activities.MachineRef{Namespace: in.Namespace, Name: in.Name}}); err != nil {
+	var placement contract.Placement
+	if err := executeActivity(ctx, contract.ResolvePlacementName, &placement, contract.PlacementInput{Machine: contract.MachineRef{Namespace: in.Namespace, Name: in.Name}}); err != nil {
 		return ProvisionResult{}, err
 	}
 	return ProvisionMachine(ctx, in)

@@ -6,7 +6,7 @@
 // # Activities by name
 //
 // Workflows schedule activities by the names in activities/types.go
-// (workflow.ExecuteActivity(ctx, activities.EnsureVolumesName, input)),
+// (workflow.ExecuteActivity(ctx, contract.EnsureVolumesName, input)),
 // never by method value. The package therefore depends only on the
 // contract types, not on the activities' clients, so it compiles and is
 // tested without Kubernetes, and a worker may run workflows and activities
@@ -15,7 +15,7 @@
 // # Activity options
 //
 // Every activity has a StartToClose bound and a retry policy with
-// activities.NonRetryableErrorTypes; retries stop at ScheduleToClose (or a
+// contract.NonRetryableErrorTypes; retries stop at ScheduleToClose (or a
 // maximum of attempts), so nothing retries forever. The table lives in
 // options.go (activityPolicies):
 //

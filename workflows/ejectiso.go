@@ -6,7 +6,7 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // EjectISOName is the workflow type of EjectISO.
@@ -57,10 +57,10 @@ func EjectISO(ctx workflow.Context, in EjectISOInput) (EjectISOResult, error) {
 
 func ejectISO(ctx workflow.Context, in EjectISOInput, progress *tracker) (EjectISOResult, error) {
 	logger := log.With(workflow.GetLogger(ctx), "machineNamespace", in.Namespace, "machineName", in.Name)
-	machine := activities.MachineRef{Namespace: in.Namespace, Name: in.Name}
-	var placement activities.Placement
-	progress.begin(activities.LookupPlacementName)
-	if err := progress.run(ctx, activities.LookupPlacementName, &placement, machine); err != nil {
+	machine := contract.MachineRef{Namespace: in.Namespace, Name: in.Name}
+	var placement contract.Placement
+	progress.begin(contract.LookupPlacementName)
+	if err := progress.run(ctx, contract.LookupPlacementName, &placement, machine); err != nil {
 		return EjectISOResult{}, err
 	}
 	if placement.KubevirtConfig == "" {
@@ -71,10 +71,10 @@ func ejectISO(ctx workflow.Context, in EjectISOInput, progress *tracker) (EjectI
 	if err := attrs.setConfig(ctx, placement.KubevirtConfig); err != nil {
 		return EjectISOResult{}, fmt.Errorf("upsert search attributes: %w", err)
 	}
-	var deleted activities.DeleteResult
-	progress.begin(activities.CleanupISOName)
-	err := progress.run(ctx, activities.CleanupISOName, &deleted,
-		activities.RemoteMachine{KubevirtConfig: placement.KubevirtConfig, Machine: machine})
+	var deleted contract.DeleteResult
+	progress.begin(contract.CleanupISOName)
+	err := progress.run(ctx, contract.CleanupISOName, &deleted,
+		contract.RemoteMachine{KubevirtConfig: placement.KubevirtConfig, Machine: machine})
 	if err != nil {
 		return EjectISOResult{KubevirtConfig: placement.KubevirtConfig}, err
 	}

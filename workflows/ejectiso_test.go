@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/mocks"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 type ejectISOSuite struct{ workflowSuite }
@@ -25,8 +25,8 @@ var isoDeleted = []string{
 
 func (s *ejectISOSuite) SetupTest() {
 	s.workflowSuite.SetupTest()
-	withResult(s.env, s.f, activities.CleanupISOName, func(activities.RemoteMachine) activities.DeleteResult {
-		return activities.DeleteResult{Deleted: isoDeleted}
+	withResult(s.env, s.f, contract.CleanupISOName, func(contract.RemoteMachine) contract.DeleteResult {
+		return contract.DeleteResult{Deleted: isoDeleted}
 	})
 }
 
@@ -41,15 +41,15 @@ func (s *ejectISOSuite) TestRemovesTheISOOnTheMachinesCluster() {
 	var res EjectISOResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal(EjectISOResult{KubevirtConfig: "kv-a", Deleted: isoDeleted}, res)
-	s.Equal([]string{activities.LookupPlacementName, activities.CleanupISOName}, s.f.called())
-	s.Equal([]any{testMachine}, s.f.inputs(activities.LookupPlacementName))
-	s.Equal([]any{testRemote}, s.f.inputs(activities.CleanupISOName))
+	s.Equal([]string{contract.LookupPlacementName, contract.CleanupISOName}, s.f.called())
+	s.Equal([]any{testMachine}, s.f.inputs(contract.LookupPlacementName))
+	s.Equal([]any{testRemote}, s.f.inputs(contract.CleanupISOName))
 	s.Equal(map[string]string{"MachineNamespace": "default", "MachineName": "vm1", "KubevirtConfig": "kv-a"}, s.attrs,
 		"no phase: ejecting the ISO does not change it")
 	p := s.progress()
 	s.Equal(StepCompleted, p.Step)
 	s.True(p.Done)
-	s.Equal(map[string]int{activities.LookupPlacementName: 1, activities.CleanupISOName: 1}, p.Attempts)
+	s.Equal(map[string]int{contract.LookupPlacementName: 1, contract.CleanupISOName: 1}, p.Attempts)
 }
 
 func (s *ejectISOSuite) TestMachineGoneOrNeverPlaced() {
@@ -59,37 +59,37 @@ func (s *ejectISOSuite) TestMachineGoneOrNeverPlaced() {
 	var res EjectISOResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal(EjectISOResult{}, res)
-	s.Equal([]string{activities.LookupPlacementName}, s.f.called(), "no cluster to clean up on")
+	s.Equal([]string{contract.LookupPlacementName}, s.f.called(), "no cluster to clean up on")
 }
 
 func (s *ejectISOSuite) TestTransientFailuresAreRetried() {
 	failures := 0
-	s.f.on(activities.CleanupISOName, func(context.Context, any) (any, error) {
+	s.f.on(contract.CleanupISOName, func(context.Context, any) (any, error) {
 		if failures < 2 {
 			failures++
-			return nil, temporal.NewApplicationError("get VirtualMachine default/vm1 on kv-a: connection refused", activities.ErrTypeClusterUnreachable)
+			return nil, temporal.NewApplicationError("get VirtualMachine default/vm1 on kv-a: connection refused", contract.ErrTypeClusterUnreachable)
 		}
-		return activities.DeleteResult{Deleted: isoDeleted[:1]}, nil
+		return contract.DeleteResult{Deleted: isoDeleted[:1]}, nil
 	})
 	s.run()
 	s.Require().NoError(s.env.GetWorkflowError())
 	var res EjectISOResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal(isoDeleted[:1], res.Deleted)
-	s.Equal(3, s.f.count(activities.CleanupISOName), "two failed attempts, then success")
+	s.Equal(3, s.f.count(contract.CleanupISOName), "two failed attempts, then success")
 }
 
 func (s *ejectISOSuite) TestFinalFailureStopsAtOnce() {
-	s.f.on(activities.CleanupISOName, fail(activities.ErrTypeInvalidSpec,
+	s.f.on(contract.CleanupISOName, fail(contract.ErrTypeInvalidSpec,
 		"Machine default/vm1: metadata.annotations: neither vitistack.io/cdrom-ejected nor vitistack.io/os-installed is \"true\""))
 	s.run()
 	appErr := s.appError()
-	s.Equal(activities.ErrTypeInvalidSpec, appErr.Type())
+	s.Equal(contract.ErrTypeInvalidSpec, appErr.Type())
 	s.Contains(appErr.Message(), "metadata.annotations")
-	s.Equal(1, s.f.count(activities.CleanupISOName), "a final error is not retried")
+	s.Equal(1, s.f.count(contract.CleanupISOName), "a final error is not retried")
 	p := s.progress()
 	s.Equal(StepFailed, p.Step)
-	s.Contains(p.LastError, activities.CleanupISOName+": "+activities.ErrTypeInvalidSpec)
+	s.Contains(p.LastError, contract.CleanupISOName+": "+contract.ErrTypeInvalidSpec)
 }
 
 func (s *ejectISOSuite) TestInvalidInput() {
@@ -123,7 +123,7 @@ func TestStarterEjectISOOptions(t *testing.T) {
 
 func TestEjectISOTimeoutCoversItsActivities(t *testing.T) {
 	var sum int64
-	for _, name := range []string{activities.LookupPlacementName, activities.CleanupISOName} {
+	for _, name := range []string{contract.LookupPlacementName, contract.CleanupISOName} {
 		o := activityOptions(name)
 		require.Positive(t, o.StartToCloseTimeout, name)
 		require.GreaterOrEqual(t, o.ScheduleToCloseTimeout, o.StartToCloseTimeout, name)

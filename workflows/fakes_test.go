@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // activityRegistrar is what both the test environment and a real worker
@@ -75,18 +75,18 @@ func (f *fakes) inputs(name string) []any {
 func (f *fakes) count(name string) int { return len(f.inputs(name)) }
 
 // statuses returns every status update, in order.
-func (f *fakes) statuses() []activities.StatusUpdate {
-	var out []activities.StatusUpdate
-	for _, in := range f.inputs(activities.UpdateMachineStatusName) {
-		out = append(out, in.(activities.StatusUpdate))
+func (f *fakes) statuses() []contract.StatusUpdate {
+	var out []contract.StatusUpdate
+	for _, in := range f.inputs(contract.UpdateMachineStatusName) {
+		out = append(out, in.(contract.StatusUpdate))
 	}
 	return out
 }
 
 // deletes returns the delete activities executed, in order.
 func (f *fakes) deletes() []string {
-	deletes := []string{activities.DeleteVirtualMachineName, activities.DeleteVolumesName,
-		activities.DeleteNetworkName, activities.DeleteNetworkConfigurationName}
+	deletes := []string{contract.DeleteVirtualMachineName, contract.DeleteVolumesName,
+		contract.DeleteNetworkName, contract.DeleteNetworkConfigurationName}
 	var out []string
 	for _, n := range f.called() {
 		if slices.Contains(deletes, n) {
@@ -131,21 +131,21 @@ func errorOnly[I any](r activityRegistrar, f *fakes, name string) {
 
 // Default results of a healthy cluster for Machine default/vm1.
 var (
-	testMachine = activities.MachineRef{Namespace: "default", Name: "vm1"}
-	testPlan    = activities.MachinePlan{
+	testMachine = contract.MachineRef{Namespace: "default", Name: "vm1"}
+	testPlan    = contract.MachinePlan{
 		Machine: testMachine, Generation: 1,
-		CPU: activities.CPUPlan{Cores: 2, Sockets: 1, Threads: 1}, Memory: "2Gi",
-		Disks: []activities.DiskPlan{
+		CPU: contract.CPUPlan{Cores: 2, Sockets: 1, Threads: 1}, Memory: "2Gi",
+		Disks: []contract.DiskPlan{
 			{Name: "root", PVCName: "vm1", Size: "10Gi", Bus: "virtio", BootOrder: 1},
 			{Name: "data", PVCName: "vm1-data", Size: "20Gi", Bus: "virtio"},
 		},
-		Network: activities.NetworkPlan{NetworkNamespace: "net1", VLANID: 42},
+		Network: contract.NetworkPlan{NetworkNamespace: "net1", VLANID: 42},
 	}
-	testNetwork = activities.NetworkResult{
+	testNetwork = contract.NetworkResult{
 		NetworkName: "vlan42", NADName: "vlan42", NADCreated: true,
 		MACAddress: "02:12:00:00:00:01", NetworkConfigurationCreated: true,
 	}
-	testObservation = activities.VMObservation{
+	testObservation = contract.VMObservation{
 		Phase: "Running", State: "Running",
 		IPAddresses: []string{"10.0.0.5"}, IPv6Addresses: []string{"fd00::5"},
 	}
@@ -153,67 +153,67 @@ var (
 
 // register registers every machine activity.
 func (f *fakes) register(r activityRegistrar) {
-	withResult(r, f, activities.ResolvePlacementName, func(in activities.PlacementInput) activities.Placement {
+	withResult(r, f, contract.ResolvePlacementName, func(in contract.PlacementInput) contract.Placement {
 		if in.KubevirtConfig != "" {
-			return activities.Placement{KubevirtConfig: in.KubevirtConfig}
+			return contract.Placement{KubevirtConfig: in.KubevirtConfig}
 		}
-		return activities.Placement{KubevirtConfig: f.config}
+		return contract.Placement{KubevirtConfig: f.config}
 	})
-	errorOnly[activities.ClusterRef](r, f, activities.ValidateClusterName)
-	withResult(r, f, activities.LoadMachineName, func(activities.MachineRef) activities.MachinePlan { return testPlan })
-	errorOnly[activities.RemoteMachine](r, f, activities.EnsureNamespaceName)
-	withResult(r, f, activities.EnsureVolumesName, func(in activities.VolumesInput) activities.VolumesResult {
-		var res activities.VolumesResult
+	errorOnly[contract.ClusterRef](r, f, contract.ValidateClusterName)
+	withResult(r, f, contract.LoadMachineName, func(contract.MachineRef) contract.MachinePlan { return testPlan })
+	errorOnly[contract.RemoteMachine](r, f, contract.EnsureNamespaceName)
+	withResult(r, f, contract.EnsureVolumesName, func(in contract.VolumesInput) contract.VolumesResult {
+		var res contract.VolumesResult
 		for _, d := range in.Disks {
-			res.Volumes = append(res.Volumes, activities.VolumeStatus{PVCName: d.PVCName, Size: d.Size})
+			res.Volumes = append(res.Volumes, contract.VolumeStatus{PVCName: d.PVCName, Size: d.Size})
 			res.Created = append(res.Created, d.PVCName)
 		}
 		return res
 	})
-	withResult(r, f, activities.EnsureNetworkName, func(activities.NetworkInput) activities.NetworkResult { return testNetwork })
-	withResult(r, f, activities.EnsureVirtualMachineName, func(in activities.VirtualMachineInput) activities.VirtualMachineResult {
-		return activities.VirtualMachineResult{Namespace: in.Plan.Machine.Namespace, Name: in.Plan.Machine.Name, Created: true}
+	withResult(r, f, contract.EnsureNetworkName, func(contract.NetworkInput) contract.NetworkResult { return testNetwork })
+	withResult(r, f, contract.EnsureVirtualMachineName, func(in contract.VirtualMachineInput) contract.VirtualMachineResult {
+		return contract.VirtualMachineResult{Namespace: in.Plan.Machine.Namespace, Name: in.Plan.Machine.Name, Created: true}
 	})
-	withResult(r, f, activities.WaitForVirtualMachineName, func(activities.RemoteMachine) activities.VMObservation { return testObservation })
-	withResult(r, f, activities.UpdateMachineStatusName, func(activities.StatusUpdate) activities.StatusResult {
-		return activities.StatusResult{Changed: true}
+	withResult(r, f, contract.WaitForVirtualMachineName, func(contract.RemoteMachine) contract.VMObservation { return testObservation })
+	withResult(r, f, contract.UpdateMachineStatusName, func(contract.StatusUpdate) contract.StatusResult {
+		return contract.StatusResult{Changed: true}
 	})
-	withResult(r, f, activities.LookupPlacementName, func(activities.MachineRef) activities.Placement {
-		return activities.Placement{KubevirtConfig: f.config}
+	withResult(r, f, contract.LookupPlacementName, func(contract.MachineRef) contract.Placement {
+		return contract.Placement{KubevirtConfig: f.config}
 	})
-	withResult(r, f, activities.DeleteVirtualMachineName, func(in activities.RemoteMachine) activities.DeleteResult {
-		return activities.DeleteResult{Deleted: []string{"VirtualMachine " + in.Machine.Namespace + "/" + in.Machine.Name}}
+	withResult(r, f, contract.DeleteVirtualMachineName, func(in contract.RemoteMachine) contract.DeleteResult {
+		return contract.DeleteResult{Deleted: []string{"VirtualMachine " + in.Machine.Namespace + "/" + in.Machine.Name}}
 	})
-	withResult(r, f, activities.DeleteVolumesName, func(in activities.DeleteVolumesInput) activities.DeleteResult {
+	withResult(r, f, contract.DeleteVolumesName, func(in contract.DeleteVolumesInput) contract.DeleteResult {
 		names := in.PVCNames
 		if names == nil {
 			names = []string{"vm1", "vm1-data"}
 		}
-		var res activities.DeleteResult
+		var res contract.DeleteResult
 		for _, n := range names {
 			res.Deleted = append(res.Deleted, "PersistentVolumeClaim "+in.Machine.Namespace+"/"+n)
 		}
 		return res
 	})
-	withResult(r, f, activities.DeleteNetworkName, func(in activities.RemoteMachine) activities.DeleteResult {
-		return activities.DeleteResult{Deleted: []string{"NetworkAttachmentDefinition " + in.Machine.Namespace + "/vlan42"}}
+	withResult(r, f, contract.DeleteNetworkName, func(in contract.RemoteMachine) contract.DeleteResult {
+		return contract.DeleteResult{Deleted: []string{"NetworkAttachmentDefinition " + in.Machine.Namespace + "/vlan42"}}
 	})
-	withResult(r, f, activities.DeleteNetworkConfigurationName, func(in activities.MachineRef) activities.DeleteResult {
-		return activities.DeleteResult{Deleted: []string{"NetworkConfiguration " + in.Namespace + "/" + in.Name}}
+	withResult(r, f, contract.DeleteNetworkConfigurationName, func(in contract.MachineRef) contract.DeleteResult {
+		return contract.DeleteResult{Deleted: []string{"NetworkConfiguration " + in.Namespace + "/" + in.Name}}
 	})
 	r.RegisterActivityWithOptions(func(ctx context.Context) ([]string, error) {
-		hooked, res, err := f.handle(ctx, activities.ListClustersName, nil)
+		hooked, res, err := f.handle(ctx, contract.ListClustersName, nil)
 		if !hooked {
 			return []string{f.config}, nil
 		}
 		names, _ := res.([]string)
 		return names, err
-	}, activity.RegisterOptions{Name: activities.ListClustersName})
-	withResult(r, f, activities.CheckClusterName, func(in activities.ClusterRef) activities.ClusterHealth {
-		return activities.ClusterHealth{KubevirtConfig: in.KubevirtConfig, Healthy: true}
+	}, activity.RegisterOptions{Name: contract.ListClustersName})
+	withResult(r, f, contract.CheckClusterName, func(in contract.ClusterRef) contract.ClusterHealth {
+		return contract.ClusterHealth{KubevirtConfig: in.KubevirtConfig, Healthy: true}
 	})
-	errorOnly[activities.ClusterHealth](r, f, activities.RecordClusterHealthName)
-	errorOnly[activities.ClusterRef](r, f, activities.InvalidateClusterClientName)
+	errorOnly[contract.ClusterHealth](r, f, contract.RecordClusterHealthName)
+	errorOnly[contract.ClusterRef](r, f, contract.InvalidateClusterClientName)
 }
 
 // registerControl registers a fake AwaitWorkflowClosed, for the test

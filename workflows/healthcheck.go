@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // ClusterHealthCheck checks every KubevirtConfig in parallel. Each cluster
@@ -17,11 +17,11 @@ import (
 func ClusterHealthCheck(ctx workflow.Context) (HealthReport, error) {
 	logger := workflow.GetLogger(ctx)
 	var names []string
-	if err := executeActivity(ctx, activities.ListClustersName, &names); err != nil {
+	if err := executeActivity(ctx, contract.ListClustersName, &names); err != nil {
 		return HealthReport{}, fmt.Errorf("list KubevirtConfigs: %w", err)
 	}
 
-	report := HealthReport{Clusters: make([]activities.ClusterHealth, len(names))}
+	report := HealthReport{Clusters: make([]contract.ClusterHealth, len(names))}
 	errs := make([]error, len(names))
 	wg := workflow.NewWaitGroup(ctx)
 	for i, name := range names {
@@ -49,14 +49,14 @@ func ClusterHealthCheck(ctx workflow.Context) (HealthReport, error) {
 // checkCluster checks, records and, when unhealthy, drops the cached client
 // of one cluster. A check that fails (rather than reporting an unhealthy
 // cluster) counts as unhealthy.
-func checkCluster(ctx workflow.Context, name string) (activities.ClusterHealth, error) {
-	ref := activities.ClusterRef{KubevirtConfig: name}
+func checkCluster(ctx workflow.Context, name string) (contract.ClusterHealth, error) {
+	ref := contract.ClusterRef{KubevirtConfig: name}
 	started := workflow.Now(ctx)
-	var health activities.ClusterHealth
-	if err := executeActivity(ctx, activities.CheckClusterName, &health, ref); err != nil {
+	var health contract.ClusterHealth
+	if err := executeActivity(ctx, contract.CheckClusterName, &health, ref); err != nil {
 		reason, msg := describeError(err)
 		now := workflow.Now(ctx)
-		health = activities.ClusterHealth{
+		health = contract.ClusterHealth{
 			KubevirtConfig: name,
 			Reason:         fmt.Sprintf("health check did not complete: %s: %s", reason, msg),
 			Duration:       now.Sub(started),
@@ -70,10 +70,10 @@ func checkCluster(ctx workflow.Context, name string) (activities.ClusterHealth, 
 	// Recording and dropping the client do not depend on each other:
 	// scheduled together, an unhealthy cluster costs one round trip to the
 	// worker after its check instead of two.
-	record := startActivity(ctx, activities.RecordClusterHealthName, health)
+	record := startActivity(ctx, contract.RecordClusterHealthName, health)
 	var invalidate workflow.Future
 	if !health.Healthy {
-		invalidate = startActivity(ctx, activities.InvalidateClusterClientName, ref)
+		invalidate = startActivity(ctx, contract.InvalidateClusterClientName, ref)
 	}
 	var errs []error
 	if err := record.Get(ctx, nil); err != nil {

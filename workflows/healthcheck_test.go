@@ -10,23 +10,23 @@ import (
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 type healthCheckSuite struct{ workflowSuite }
 
 func TestClusterHealthCheck(t *testing.T) { suite.Run(t, new(healthCheckSuite)) }
 
-func (s *healthCheckSuite) recorded() []activities.ClusterHealth {
-	var out []activities.ClusterHealth
-	for _, in := range s.f.inputs(activities.RecordClusterHealthName) {
-		out = append(out, in.(activities.ClusterHealth))
+func (s *healthCheckSuite) recorded() []contract.ClusterHealth {
+	var out []contract.ClusterHealth
+	for _, in := range s.f.inputs(contract.RecordClusterHealthName) {
+		out = append(out, in.(contract.ClusterHealth))
 	}
 	return out
 }
 
 func (s *healthCheckSuite) TestMixedResultsAndASlowCluster() {
-	s.f.on(activities.ListClustersName, func(context.Context, any) (any, error) {
+	s.f.on(contract.ListClustersName, func(context.Context, any) (any, error) {
 		return []string{"kv-slow", "kv-a", "kv-down", "kv-err"}, nil
 	})
 	// fastRecorded closes once the three fast clusters are recorded. The
@@ -35,8 +35,8 @@ func (s *healthCheckSuite) TestMixedResultsAndASlowCluster() {
 	fastRecorded := make(chan struct{})
 	var mu sync.Mutex
 	recordedFast := 0
-	s.f.on(activities.RecordClusterHealthName, func(_ context.Context, in any) (any, error) {
-		if in.(activities.ClusterHealth).KubevirtConfig != "kv-slow" {
+	s.f.on(contract.RecordClusterHealthName, func(_ context.Context, in any) (any, error) {
+		if in.(contract.ClusterHealth).KubevirtConfig != "kv-slow" {
 			mu.Lock()
 			recordedFast++
 			if recordedFast == 3 {
@@ -46,22 +46,22 @@ func (s *healthCheckSuite) TestMixedResultsAndASlowCluster() {
 		}
 		return nil, nil
 	})
-	s.f.on(activities.CheckClusterName, func(ctx context.Context, in any) (any, error) {
-		name := in.(activities.ClusterRef).KubevirtConfig
+	s.f.on(contract.CheckClusterName, func(ctx context.Context, in any) (any, error) {
+		name := in.(contract.ClusterRef).KubevirtConfig
 		switch name {
 		case "kv-slow":
 			select {
 			case <-fastRecorded:
-				return activities.ClusterHealth{KubevirtConfig: name, Healthy: true, Duration: 20 * time.Second}, nil
+				return contract.ClusterHealth{KubevirtConfig: name, Healthy: true, Duration: 20 * time.Second}, nil
 			case <-time.After(10 * time.Second):
 				return nil, errors.New("the fast clusters were not recorded while kv-slow was being checked")
 			}
 		case "kv-down":
-			return activities.ClusterHealth{KubevirtConfig: name, Reason: "KubevirtConfig kv-down: connection refused", Duration: time.Second}, nil
+			return contract.ClusterHealth{KubevirtConfig: name, Reason: "KubevirtConfig kv-down: connection refused", Duration: time.Second}, nil
 		case "kv-err":
 			return nil, temporal.NewApplicationError("worker lost its client", "Internal")
 		default:
-			return activities.ClusterHealth{KubevirtConfig: name, Healthy: true, Duration: 100 * time.Millisecond}, nil
+			return contract.ClusterHealth{KubevirtConfig: name, Healthy: true, Duration: 100 * time.Millisecond}, nil
 		}
 	})
 	s.env.ExecuteWorkflow(ClusterHealthCheckName)
@@ -89,39 +89,39 @@ func (s *healthCheckSuite) TestMixedResultsAndASlowCluster() {
 	s.Require().Len(recorded, 4)
 	s.Equal("kv-slow", recorded[3].KubevirtConfig, "the slow cluster is recorded last")
 	s.ElementsMatch(report.Clusters, recorded, "what is recorded is what is reported")
-	s.ElementsMatch([]any{activities.ClusterRef{KubevirtConfig: "kv-down"}, activities.ClusterRef{KubevirtConfig: "kv-err"}},
-		s.f.inputs(activities.InvalidateClusterClientName), "only unhealthy clusters lose their cached client")
-	s.Equal(2+1+1+1, s.f.count(activities.CheckClusterName), "kv-err's check is attempted twice")
+	s.ElementsMatch([]any{contract.ClusterRef{KubevirtConfig: "kv-down"}, contract.ClusterRef{KubevirtConfig: "kv-err"}},
+		s.f.inputs(contract.InvalidateClusterClientName), "only unhealthy clusters lose their cached client")
+	s.Equal(2+1+1+1, s.f.count(contract.CheckClusterName), "kv-err's check is attempted twice")
 }
 
 func (s *healthCheckSuite) TestNoClusters() {
-	s.f.on(activities.ListClustersName, func(context.Context, any) (any, error) { return []string{}, nil })
+	s.f.on(contract.ListClustersName, func(context.Context, any) (any, error) { return []string{}, nil })
 	s.env.ExecuteWorkflow(ClusterHealthCheckName)
 	s.Require().NoError(s.env.GetWorkflowError())
 	var report HealthReport
 	s.Require().NoError(s.env.GetWorkflowResult(&report))
 	s.Empty(report.Clusters)
-	s.Equal([]string{activities.ListClustersName}, s.f.called())
+	s.Equal([]string{contract.ListClustersName}, s.f.called())
 }
 
 func (s *healthCheckSuite) TestListFailure() {
-	s.f.on(activities.ListClustersName, func(context.Context, any) (any, error) {
-		return nil, temporal.NewNonRetryableApplicationError("list KubevirtConfigs: forbidden", activities.ErrTypeUnauthorized, nil)
+	s.f.on(contract.ListClustersName, func(context.Context, any) (any, error) {
+		return nil, temporal.NewNonRetryableApplicationError("list KubevirtConfigs: forbidden", contract.ErrTypeUnauthorized, nil)
 	})
 	s.env.ExecuteWorkflow(ClusterHealthCheckName)
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
 	s.Contains(err.Error(), "list KubevirtConfigs")
-	s.Equal([]string{activities.ListClustersName}, s.f.called())
+	s.Equal([]string{contract.ListClustersName}, s.f.called())
 }
 
 func (s *healthCheckSuite) TestRecordFailureFailsTheRunAfterEveryCluster() {
-	s.f.on(activities.ListClustersName, func(context.Context, any) (any, error) {
+	s.f.on(contract.ListClustersName, func(context.Context, any) (any, error) {
 		return []string{"kv-a", "kv-b"}, nil
 	})
-	s.f.on(activities.RecordClusterHealthName, func(_ context.Context, in any) (any, error) {
-		if in.(activities.ClusterHealth).KubevirtConfig == "kv-a" {
-			return nil, temporal.NewNonRetryableApplicationError("KubevirtConfig kv-a not found", activities.ErrTypeConfigNotFound, nil)
+	s.f.on(contract.RecordClusterHealthName, func(_ context.Context, in any) (any, error) {
+		if in.(contract.ClusterHealth).KubevirtConfig == "kv-a" {
+			return nil, temporal.NewNonRetryableApplicationError("KubevirtConfig kv-a not found", contract.ErrTypeConfigNotFound, nil)
 		}
 		return nil, nil
 	})

@@ -7,7 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // AwaitWorkflowClosedName is the activity DeprovisionMachine uses to wait
@@ -31,30 +31,30 @@ type activityPolicy struct {
 // options. WaitForVirtualMachine's bounds are replaced by the run's boot
 // deadline (bootWaitOptions).
 var activityPolicies = map[string]activityPolicy{
-	activities.ResolvePlacementName: {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
-	activities.ValidateClusterName:  {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
+	contract.ResolvePlacementName: {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
+	contract.ValidateClusterName:  {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
 	// LoadMachine retries while a referenced cloud-init Secret or
 	// ConfigMap does not exist yet, as the operator requeued.
-	activities.LoadMachineName:           {startToClose: 30 * time.Second, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
-	activities.EnsureNamespaceName:       {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
-	activities.EnsureVolumesName:         {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
-	activities.EnsureNetworkName:         {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
-	activities.EnsureVirtualMachineName:  {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
-	activities.WaitForVirtualMachineName: {startToClose: DefaultBootTimeout, scheduleToClose: DefaultBootTimeout, heartbeat: 30 * time.Second, maxInterval: 30 * time.Second},
-	activities.UpdateMachineStatusName:   {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
-	activities.LookupPlacementName:       {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
+	contract.LoadMachineName:           {startToClose: 30 * time.Second, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
+	contract.EnsureNamespaceName:       {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
+	contract.EnsureVolumesName:         {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
+	contract.EnsureNetworkName:         {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
+	contract.EnsureVirtualMachineName:  {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
+	contract.WaitForVirtualMachineName: {startToClose: DefaultBootTimeout, scheduleToClose: DefaultBootTimeout, heartbeat: 30 * time.Second, maxInterval: 30 * time.Second},
+	contract.UpdateMachineStatusName:   {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
+	contract.LookupPlacementName:       {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
 	// DeleteVirtualMachine waits until the VM and its VMI are gone.
-	activities.DeleteVirtualMachineName:       {startToClose: 5 * time.Minute, scheduleToClose: 15 * time.Minute, heartbeat: 30 * time.Second, maxInterval: time.Minute},
-	activities.DeleteVolumesName:              {startToClose: time.Minute, scheduleToClose: 5 * time.Minute, maxInterval: time.Minute},
-	activities.DeleteNetworkName:              {startToClose: time.Minute, scheduleToClose: 5 * time.Minute, maxInterval: time.Minute},
-	activities.DeleteNetworkConfigurationName: {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
-	activities.CleanupISOName:                 {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
-	activities.ListClustersName:               {startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second},
+	contract.DeleteVirtualMachineName:       {startToClose: 5 * time.Minute, scheduleToClose: 15 * time.Minute, heartbeat: 30 * time.Second, maxInterval: time.Minute},
+	contract.DeleteVolumesName:              {startToClose: time.Minute, scheduleToClose: 5 * time.Minute, maxInterval: time.Minute},
+	contract.DeleteNetworkName:              {startToClose: time.Minute, scheduleToClose: 5 * time.Minute, maxInterval: time.Minute},
+	contract.DeleteNetworkConfigurationName: {startToClose: 30 * time.Second, scheduleToClose: 5 * time.Minute, maxInterval: 30 * time.Second},
+	contract.CleanupISOName:                 {startToClose: time.Minute, scheduleToClose: 10 * time.Minute, maxInterval: time.Minute},
+	contract.ListClustersName:               {startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second},
 	// CheckCluster reports an unhealthy cluster as a result, not an error:
 	// a second attempt only covers a lost worker.
-	activities.CheckClusterName:            {startToClose: 30 * time.Second, scheduleToClose: time.Minute, maxInterval: 10 * time.Second, maxAttempts: 2},
-	activities.RecordClusterHealthName:     {startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second},
-	activities.InvalidateClusterClientName: {startToClose: 10 * time.Second, scheduleToClose: time.Minute, maxInterval: 10 * time.Second, maxAttempts: 3},
+	contract.CheckClusterName:            {startToClose: 30 * time.Second, scheduleToClose: time.Minute, maxInterval: 10 * time.Second, maxAttempts: 2},
+	contract.RecordClusterHealthName:     {startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second},
+	contract.InvalidateClusterClientName: {startToClose: 10 * time.Second, scheduleToClose: time.Minute, maxInterval: 10 * time.Second, maxAttempts: 3},
 	// AwaitWorkflowClosed outlives a provision's compensation (at most the
 	// sum of the delete and status bounds above, about 35 minutes).
 	AwaitWorkflowClosedName: {startToClose: time.Hour, scheduleToClose: time.Hour, heartbeat: 30 * time.Second, maxInterval: 30 * time.Second},
@@ -76,7 +76,7 @@ func activityOptions(name string) workflow.ActivityOptions {
 			BackoffCoefficient:     2,
 			MaximumInterval:        p.maxInterval,
 			MaximumAttempts:        p.maxAttempts,
-			NonRetryableErrorTypes: activities.NonRetryableErrorTypes(),
+			NonRetryableErrorTypes: contract.NonRetryableErrorTypes(),
 		},
 	}
 }
@@ -85,7 +85,7 @@ func activityOptions(name string) workflow.ActivityOptions {
 // ScheduleToClose is the deadline across all attempts, so a heartbeat
 // timeout (lost worker) retries within the deadline but never past it.
 func bootWaitOptions(bootTimeout time.Duration) workflow.ActivityOptions {
-	o := activityOptions(activities.WaitForVirtualMachineName)
+	o := activityOptions(contract.WaitForVirtualMachineName)
 	o.StartToCloseTimeout = bootTimeout
 	o.ScheduleToCloseTimeout = bootTimeout
 	return o

@@ -6,12 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vitistack/common/pkg/v1alpha1"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 const (
@@ -39,7 +38,7 @@ func ProvisionMachine(ctx workflow.Context, in ProvisionInput) (ProvisionResult,
 		return ProvisionResult{}, err
 	}
 	p := &provision{
-		machine:     activities.MachineRef{Namespace: in.Namespace, Name: in.Name},
+		machine:     contract.MachineRef{Namespace: in.Namespace, Name: in.Name},
 		requested:   in.KubevirtConfig,
 		bootTimeout: bootTimeout,
 		progress:    progress,
@@ -51,7 +50,7 @@ func ProvisionMachine(ctx workflow.Context, in ProvisionInput) (ProvisionResult,
 
 	obs, err := p.steps(ctx)
 	if err == nil {
-		err = p.setStatus(ctx, v1alpha1.MachinePhaseRunning, &activities.Condition{
+		err = p.setStatus(ctx, contract.PhaseRunning, &contract.Condition{
 			Type: ConditionProvisioning, Status: "False", Reason: ReasonProvisioned,
 			Message: fmt.Sprintf("VM %s/%s runs on %s", p.machine.Namespace, p.machine.Name, p.config),
 		}, nil, &obs)
@@ -72,7 +71,7 @@ func ProvisionMachine(ctx workflow.Context, in ProvisionInput) (ProvisionResult,
 
 // provision is the state of one ProvisionMachine run.
 type provision struct {
-	machine     activities.MachineRef
+	machine     contract.MachineRef
 	requested   string
 	bootTimeout time.Duration
 	config      string
@@ -95,70 +94,70 @@ func (c createdResources) any() bool {
 	return len(c.pvcs) > 0 || c.nad || c.networkConfiguration || c.vm
 }
 
-func (p *provision) remote() activities.RemoteMachine {
-	return activities.RemoteMachine{KubevirtConfig: p.config, Machine: p.machine}
+func (p *provision) remote() contract.RemoteMachine {
+	return contract.RemoteMachine{KubevirtConfig: p.config, Machine: p.machine}
 }
 
 // steps runs everything up to a running VM and returns what the cluster
 // shows of it.
-func (p *provision) steps(ctx workflow.Context) (activities.VMObservation, error) {
-	var obs activities.VMObservation
-	var placement activities.Placement
-	err := p.step(ctx, activities.ResolvePlacementName, &placement,
-		activities.PlacementInput{Machine: p.machine, KubevirtConfig: p.requested})
+func (p *provision) steps(ctx workflow.Context) (contract.VMObservation, error) {
+	var obs contract.VMObservation
+	var placement contract.Placement
+	err := p.step(ctx, contract.ResolvePlacementName, &placement,
+		contract.PlacementInput{Machine: p.machine, KubevirtConfig: p.requested})
 	if err != nil {
 		return obs, err
 	}
 	if placement.KubevirtConfig == "" {
 		return obs, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("no KubevirtConfig was chosen for Machine %s/%s", p.machine.Namespace, p.machine.Name),
-			activities.ErrTypeConfigNotFound, nil)
+			contract.ErrTypeConfigNotFound, nil)
 	}
 	p.config = placement.KubevirtConfig
 	if err := p.attrs.setConfig(ctx, p.config); err != nil {
 		return obs, fmt.Errorf("upsert search attributes: %w", err)
 	}
 
-	if err := p.step(ctx, activities.ValidateClusterName, nil, activities.ClusterRef{KubevirtConfig: p.config}); err != nil {
+	if err := p.step(ctx, contract.ValidateClusterName, nil, contract.ClusterRef{KubevirtConfig: p.config}); err != nil {
 		return obs, err
 	}
-	var plan activities.MachinePlan
-	if err := p.step(ctx, activities.LoadMachineName, &plan, p.machine); err != nil {
+	var plan contract.MachinePlan
+	if err := p.step(ctx, contract.LoadMachineName, &plan, p.machine); err != nil {
 		return obs, err
 	}
 
-	if err := p.createStep(ctx, activities.EnsureNamespaceName, nil, func() {}, p.remote()); err != nil {
+	if err := p.createStep(ctx, contract.EnsureNamespaceName, nil, func() {}, p.remote()); err != nil {
 		return obs, err
 	}
-	var volumes activities.VolumesResult
-	err = p.createStep(ctx, activities.EnsureVolumesName, &volumes,
+	var volumes contract.VolumesResult
+	err = p.createStep(ctx, contract.EnsureVolumesName, &volumes,
 		func() { p.created.pvcs = volumes.Created },
-		activities.VolumesInput{KubevirtConfig: p.config, Machine: p.machine, Disks: plan.Disks})
+		contract.VolumesInput{KubevirtConfig: p.config, Machine: p.machine, Disks: plan.Disks})
 	if err != nil {
 		return obs, err
 	}
-	var network activities.NetworkResult
-	err = p.createStep(ctx, activities.EnsureNetworkName, &network,
+	var network contract.NetworkResult
+	err = p.createStep(ctx, contract.EnsureNetworkName, &network,
 		func() {
 			p.created.nad = network.NADCreated
 			p.created.networkConfiguration = network.NetworkConfigurationCreated
 		},
-		activities.NetworkInput{KubevirtConfig: p.config, Machine: p.machine, Network: plan.Network})
+		contract.NetworkInput{KubevirtConfig: p.config, Machine: p.machine, Network: plan.Network})
 	if err != nil {
 		return obs, err
 	}
-	var vm activities.VirtualMachineResult
-	err = p.createStep(ctx, activities.EnsureVirtualMachineName, &vm,
+	var vm contract.VirtualMachineResult
+	err = p.createStep(ctx, contract.EnsureVirtualMachineName, &vm,
 		func() { p.created.vm = vm.Created },
-		activities.VirtualMachineInput{KubevirtConfig: p.config, Plan: plan, Network: network})
+		contract.VirtualMachineInput{KubevirtConfig: p.config, Plan: plan, Network: network})
 	if err != nil {
 		return obs, err
 	}
 
-	if err := p.writeProgress(ctx, activities.WaitForVirtualMachineName); err != nil {
+	if err := p.writeProgress(ctx, contract.WaitForVirtualMachineName); err != nil {
 		return obs, err
 	}
-	err = p.progress.runWith(ctx, bootWaitOptions(p.bootTimeout), activities.WaitForVirtualMachineName, &obs, p.remote())
+	err = p.progress.runWith(ctx, bootWaitOptions(p.bootTimeout), contract.WaitForVirtualMachineName, &obs, p.remote())
 	var timeoutErr *temporal.TimeoutError
 	if errors.As(err, &timeoutErr) {
 		// Heartbeat timeouts are retried by the server until the
@@ -200,15 +199,15 @@ func (p *provision) createStep(ctx workflow.Context, name string, result any, re
 // Provisioning condition with the step as its reason.
 func (p *provision) writeProgress(ctx workflow.Context, step string) error {
 	p.progress.begin(step)
-	return p.setStatus(ctx, v1alpha1.MachinePhaseCreating,
-		&activities.Condition{Type: ConditionProvisioning, Status: "True", Reason: step}, nil, nil)
+	return p.setStatus(ctx, contract.PhaseCreating,
+		&contract.Condition{Type: ConditionProvisioning, Status: "True", Reason: step}, nil, nil)
 }
 
-func (p *provision) setStatus(ctx workflow.Context, phase string, cond *activities.Condition, failure *activities.Failure, obs *activities.VMObservation) error {
+func (p *provision) setStatus(ctx workflow.Context, phase string, cond *contract.Condition, failure *contract.Failure, obs *contract.VMObservation) error {
 	if err := p.attrs.setPhase(ctx, phase); err != nil {
 		return fmt.Errorf("upsert search attributes: %w", err)
 	}
-	return p.progress.run(ctx, activities.UpdateMachineStatusName, nil, activities.StatusUpdate{
+	return p.progress.run(ctx, contract.UpdateMachineStatusName, nil, contract.StatusUpdate{
 		Machine:        p.machine,
 		Phase:          phase,
 		KubevirtConfig: p.config,
@@ -236,13 +235,13 @@ func (p *provision) fail(ctx workflow.Context, cause error) error {
 
 	var err error
 	if cancelled {
-		err = p.setStatus(dctx, v1alpha1.MachinePhasePending, &activities.Condition{
+		err = p.setStatus(dctx, contract.PhasePending, &contract.Condition{
 			Type: ConditionProvisioning, Status: "False", Reason: StepCancelled,
 			Message: "provisioning was cancelled" + cleanup,
 		}, nil, nil)
 	} else {
 		failure.Message += cleanup
-		err = p.setStatus(dctx, v1alpha1.MachinePhaseFailed, &activities.Condition{
+		err = p.setStatus(dctx, contract.PhaseFailed, &contract.Condition{
 			Type: ConditionProvisioning, Status: "False", Reason: failure.Reason, Message: failure.Message,
 		}, &failure, nil)
 	}
@@ -274,26 +273,26 @@ func (p *provision) compensate(ctx workflow.Context) []string {
 		}
 	}
 	if p.created.vm {
-		del(activities.DeleteVirtualMachineName, remote)
+		del(contract.DeleteVirtualMachineName, remote)
 	}
 	if len(p.created.pvcs) > 0 {
-		del(activities.DeleteVolumesName, activities.DeleteVolumesInput{RemoteMachine: remote, PVCNames: p.created.pvcs})
+		del(contract.DeleteVolumesName, contract.DeleteVolumesInput{RemoteMachine: remote, PVCNames: p.created.pvcs})
 	}
 	if p.created.nad {
-		del(activities.DeleteNetworkName, remote)
+		del(contract.DeleteNetworkName, remote)
 	}
 	if p.created.networkConfiguration {
-		del(activities.DeleteNetworkConfigurationName, p.machine)
+		del(contract.DeleteNetworkConfigurationName, p.machine)
 	}
 	return leftovers
 }
 
 // failureOf is the Machine's failure for a step error; an activity's own
 // failure is led by the activity's name.
-func failureOf(err error) activities.Failure {
+func failureOf(err error) contract.Failure {
 	reason, msg := describeError(err)
 	if actErr, ok := err.(*temporal.ActivityError); ok {
 		msg = actErr.ActivityType().GetName() + ": " + msg
 	}
-	return activities.Failure{Reason: reason, Message: msg}
+	return contract.Failure{Reason: reason, Message: msg}
 }

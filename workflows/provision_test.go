@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // workflowSuite runs one workflow per test in the Temporal test
@@ -85,9 +85,9 @@ type provisionSuite struct{ workflowSuite }
 func TestProvisionMachine(t *testing.T) { suite.Run(t, new(provisionSuite)) }
 
 var provisionSteps = []string{
-	activities.ResolvePlacementName, activities.ValidateClusterName, activities.LoadMachineName,
-	activities.EnsureNamespaceName, activities.EnsureVolumesName, activities.EnsureNetworkName,
-	activities.EnsureVirtualMachineName, activities.WaitForVirtualMachineName,
+	contract.ResolvePlacementName, contract.ValidateClusterName, contract.LoadMachineName,
+	contract.EnsureNamespaceName, contract.EnsureVolumesName, contract.EnsureNetworkName,
+	contract.EnsureVirtualMachineName, contract.WaitForVirtualMachineName,
 }
 
 // withStatusWrites interleaves a status write before every step and after
@@ -95,7 +95,7 @@ var provisionSteps = []string{
 func withStatusWrites(steps ...string) []string {
 	var out []string
 	for _, s := range steps {
-		out = append(out, activities.UpdateMachineStatusName, s)
+		out = append(out, contract.UpdateMachineStatusName, s)
 	}
 	return out
 }
@@ -110,28 +110,28 @@ func (s *provisionSuite) TestSuccess() {
 	s.Equal(ProvisionResult{KubevirtConfig: "kv-a", VMNamespace: "default", VMName: "vm1",
 		IPAddresses: []string{"10.0.0.5"}, IPv6Addresses: []string{"fd00::5"}}, res)
 
-	s.Equal(append(withStatusWrites(provisionSteps...), activities.UpdateMachineStatusName), s.f.called())
+	s.Equal(append(withStatusWrites(provisionSteps...), contract.UpdateMachineStatusName), s.f.called())
 	s.Empty(s.f.deletes())
 
-	remote := activities.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine}
-	s.Equal([]any{activities.PlacementInput{Machine: testMachine}}, s.f.inputs(activities.ResolvePlacementName))
-	s.Equal([]any{activities.ClusterRef{KubevirtConfig: "kv-a"}}, s.f.inputs(activities.ValidateClusterName))
-	s.Equal([]any{testMachine}, s.f.inputs(activities.LoadMachineName))
-	s.Equal([]any{remote}, s.f.inputs(activities.EnsureNamespaceName))
-	s.Equal([]any{activities.VolumesInput{KubevirtConfig: "kv-a", Machine: testMachine, Disks: testPlan.Disks}},
-		s.f.inputs(activities.EnsureVolumesName))
-	s.Equal([]any{activities.NetworkInput{KubevirtConfig: "kv-a", Machine: testMachine, Network: testPlan.Network}},
-		s.f.inputs(activities.EnsureNetworkName))
-	s.Equal([]any{activities.VirtualMachineInput{KubevirtConfig: "kv-a", Plan: testPlan, Network: testNetwork}},
-		s.f.inputs(activities.EnsureVirtualMachineName))
-	s.Equal([]any{remote}, s.f.inputs(activities.WaitForVirtualMachineName))
+	remote := contract.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine}
+	s.Equal([]any{contract.PlacementInput{Machine: testMachine}}, s.f.inputs(contract.ResolvePlacementName))
+	s.Equal([]any{contract.ClusterRef{KubevirtConfig: "kv-a"}}, s.f.inputs(contract.ValidateClusterName))
+	s.Equal([]any{testMachine}, s.f.inputs(contract.LoadMachineName))
+	s.Equal([]any{remote}, s.f.inputs(contract.EnsureNamespaceName))
+	s.Equal([]any{contract.VolumesInput{KubevirtConfig: "kv-a", Machine: testMachine, Disks: testPlan.Disks}},
+		s.f.inputs(contract.EnsureVolumesName))
+	s.Equal([]any{contract.NetworkInput{KubevirtConfig: "kv-a", Machine: testMachine, Network: testPlan.Network}},
+		s.f.inputs(contract.EnsureNetworkName))
+	s.Equal([]any{contract.VirtualMachineInput{KubevirtConfig: "kv-a", Plan: testPlan, Network: testNetwork}},
+		s.f.inputs(contract.EnsureVirtualMachineName))
+	s.Equal([]any{remote}, s.f.inputs(contract.WaitForVirtualMachineName))
 
 	statuses := s.f.statuses()
 	s.Require().Len(statuses, len(provisionSteps)+1)
 	for i, step := range provisionSteps {
 		st := statuses[i]
 		s.Equal("Creating", st.Phase, "status before %s", step)
-		s.Equal(&activities.Condition{Type: ConditionProvisioning, Status: "True", Reason: step}, st.Condition)
+		s.Equal(&contract.Condition{Type: ConditionProvisioning, Status: "True", Reason: step}, st.Condition)
 		s.Nil(st.Failure)
 		s.Nil(st.Observation)
 		s.Equal(testMachine, st.Machine)
@@ -156,15 +156,15 @@ func (s *provisionSuite) TestSuccess() {
 	for _, step := range provisionSteps {
 		s.Equal(1, p.Attempts[step], step)
 	}
-	s.Equal(len(provisionSteps)+1, p.Attempts[activities.UpdateMachineStatusName])
+	s.Equal(len(provisionSteps)+1, p.Attempts[contract.UpdateMachineStatusName])
 	s.False(p.StartedAt.IsZero())
 }
 
 func (s *provisionSuite) TestRequestedConfigIsPassedToPlacement() {
 	s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1", KubevirtConfig: "kv-b"})
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal([]any{activities.PlacementInput{Machine: testMachine, KubevirtConfig: "kv-b"}}, s.f.inputs(activities.ResolvePlacementName))
-	s.Equal([]any{activities.ClusterRef{KubevirtConfig: "kv-b"}}, s.f.inputs(activities.ValidateClusterName))
+	s.Equal([]any{contract.PlacementInput{Machine: testMachine, KubevirtConfig: "kv-b"}}, s.f.inputs(contract.ResolvePlacementName))
+	s.Equal([]any{contract.ClusterRef{KubevirtConfig: "kv-b"}}, s.f.inputs(contract.ValidateClusterName))
 	var res ProvisionResult
 	s.Require().NoError(s.env.GetWorkflowResult(&res))
 	s.Equal("kv-b", res.KubevirtConfig)
@@ -174,7 +174,7 @@ func (s *provisionSuite) TestRequestedConfigIsPassedToPlacement() {
 func (s *provisionSuite) TestQueryWhileRunning() {
 	var during Progress
 	s.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
-		if info.ActivityType.Name != activities.EnsureVolumesName {
+		if info.ActivityType.Name != contract.EnsureVolumesName {
 			return
 		}
 		v, err := s.env.QueryWorkflow(StatusQuery)
@@ -183,11 +183,11 @@ func (s *provisionSuite) TestQueryWhileRunning() {
 	})
 	s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal(activities.EnsureVolumesName, during.Step)
+	s.Equal(contract.EnsureVolumesName, during.Step)
 	s.False(during.Done)
-	s.Equal(1, during.Attempts[activities.EnsureNamespaceName])
-	s.Equal(1, during.Attempts[activities.EnsureVolumesName])
-	s.Zero(during.Attempts[activities.EnsureNetworkName])
+	s.Equal(1, during.Attempts[contract.EnsureNamespaceName])
+	s.Equal(1, during.Attempts[contract.EnsureVolumesName])
+	s.Zero(during.Attempts[contract.EnsureNetworkName])
 }
 
 func fail(errType, msg string) hook {
@@ -198,10 +198,10 @@ func fail(errType, msg string) hook {
 
 var (
 	// allCreated is what compensation deletes once the VM exists.
-	allCreated = []string{activities.DeleteVirtualMachineName, activities.DeleteVolumesName,
-		activities.DeleteNetworkName, activities.DeleteNetworkConfigurationName}
+	allCreated = []string{contract.DeleteVirtualMachineName, contract.DeleteVolumesName,
+		contract.DeleteNetworkName, contract.DeleteNetworkConfigurationName}
 	// beforeVM is what compensation deletes when the VM was not created.
-	beforeVM = []string{activities.DeleteVolumesName, activities.DeleteNetworkName, activities.DeleteNetworkConfigurationName}
+	beforeVM = []string{contract.DeleteVolumesName, contract.DeleteNetworkName, contract.DeleteNetworkConfigurationName}
 )
 
 func (s *provisionSuite) TestNonRetryableFailures() {
@@ -210,20 +210,20 @@ func (s *provisionSuite) TestNonRetryableFailures() {
 		wantDeletes              []string
 	}
 	cases := []tc{
-		{"no config", activities.ResolvePlacementName, activities.ErrTypeConfigNotFound, "no KubevirtConfig exists for Machine default/vm1", nil},
-		{"ambiguous placement", activities.ResolvePlacementName, activities.ErrTypeAmbiguousPlacement, "Machine default/vm1 has VMs on kv-a and kv-b", nil},
-		{"cluster unauthorized", activities.ValidateClusterName, activities.ErrTypeUnauthorized, "KubevirtConfig kv-a: credentials rejected", nil},
-		{"kubevirt missing", activities.ValidateClusterName, activities.ErrTypeKubeVirtMissing, "KubevirtConfig kv-a serves no kubevirt.io/v1", nil},
-		{"invalid kubeconfig", activities.ValidateClusterName, activities.ErrTypeInvalidKubeconfig, "KubevirtConfig kv-a: kubeconfig Secret default/kv-a has no key kubeconfig", nil},
-		{"invalid spec", activities.LoadMachineName, activities.ErrTypeInvalidSpec, "Machine default/vm1: spec.disks[1].sizeGB: must be > 0", nil},
-		{"unsupported provider", activities.LoadMachineName, activities.ErrTypeUnsupportedProvider, "Machine default/vm1: spec.provider \"vsphere\" is not kubevirt", nil},
-		{"volume conflict", activities.EnsureVolumesName, activities.ErrTypeConflict, "PersistentVolumeClaim default/vm1 exists and is not managed by machineflow", nil},
-		{"nad conflict", activities.EnsureNetworkName, activities.ErrTypeConflict, "NetworkAttachmentDefinition default/vlan42 is not managed by machineflow",
-			[]string{activities.DeleteVolumesName}},
-		{"vm conflict", activities.EnsureVirtualMachineName, activities.ErrTypeConflict, "VirtualMachine default/vm1 exists and is not managed by machineflow", beforeVM},
+		{"no config", contract.ResolvePlacementName, contract.ErrTypeConfigNotFound, "no KubevirtConfig exists for Machine default/vm1", nil},
+		{"ambiguous placement", contract.ResolvePlacementName, contract.ErrTypeAmbiguousPlacement, "Machine default/vm1 has VMs on kv-a and kv-b", nil},
+		{"cluster unauthorized", contract.ValidateClusterName, contract.ErrTypeUnauthorized, "KubevirtConfig kv-a: credentials rejected", nil},
+		{"kubevirt missing", contract.ValidateClusterName, contract.ErrTypeKubeVirtMissing, "KubevirtConfig kv-a serves no kubevirt.io/v1", nil},
+		{"invalid kubeconfig", contract.ValidateClusterName, contract.ErrTypeInvalidKubeconfig, "KubevirtConfig kv-a: kubeconfig Secret default/kv-a has no key kubeconfig", nil},
+		{"invalid spec", contract.LoadMachineName, contract.ErrTypeInvalidSpec, "Machine default/vm1: spec.disks[1].sizeGB: must be > 0", nil},
+		{"unsupported provider", contract.LoadMachineName, contract.ErrTypeUnsupportedProvider, "Machine default/vm1: spec.provider \"vsphere\" is not kubevirt", nil},
+		{"volume conflict", contract.EnsureVolumesName, contract.ErrTypeConflict, "PersistentVolumeClaim default/vm1 exists and is not managed by machineflow", nil},
+		{"nad conflict", contract.EnsureNetworkName, contract.ErrTypeConflict, "NetworkAttachmentDefinition default/vlan42 is not managed by machineflow",
+			[]string{contract.DeleteVolumesName}},
+		{"vm conflict", contract.EnsureVirtualMachineName, contract.ErrTypeConflict, "VirtualMachine default/vm1 exists and is not managed by machineflow", beforeVM},
 	}
 	for _, reason := range []string{"ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "Unschedulable", "DataVolumeError", "PvcNotFound"} {
-		cases = append(cases, tc{"boot failure " + reason, activities.WaitForVirtualMachineName, activities.ErrTypeBootFailed,
+		cases = append(cases, tc{"boot failure " + reason, contract.WaitForVirtualMachineName, contract.ErrTypeBootFailed,
 			"VM default/vm1 failed to boot: " + reason, allCreated})
 	}
 	for _, c := range cases {
@@ -239,11 +239,11 @@ func (s *provisionSuite) TestNonRetryableFailures() {
 			s.Contains(appErr.Message(), c.msg)
 
 			s.Equal(c.wantDeletes, s.f.deletes())
-			if slices.Contains(c.wantDeletes, activities.DeleteVolumesName) {
-				s.Equal([]any{activities.DeleteVolumesInput{
-					RemoteMachine: activities.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine},
+			if slices.Contains(c.wantDeletes, contract.DeleteVolumesName) {
+				s.Equal([]any{contract.DeleteVolumesInput{
+					RemoteMachine: contract.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine},
 					PVCNames:      []string{"vm1", "vm1-data"},
-				}}, s.f.inputs(activities.DeleteVolumesName))
+				}}, s.f.inputs(contract.DeleteVolumesName))
 			}
 			// Nothing after the failing step ran, apart from compensation
 			// and the final status.
@@ -258,7 +258,7 @@ func (s *provisionSuite) TestNonRetryableFailures() {
 			s.Require().NotNil(last.Failure)
 			s.Equal(c.errType, last.Failure.Reason)
 			s.Equal(c.step+": "+c.msg, last.Failure.Message)
-			s.Equal(&activities.Condition{Type: ConditionProvisioning, Status: "False", Reason: c.errType, Message: c.step + ": " + c.msg}, last.Condition)
+			s.Equal(&contract.Condition{Type: ConditionProvisioning, Status: "False", Reason: c.errType, Message: c.step + ": " + c.msg}, last.Condition)
 			s.Equal("Failed", s.attrs["MachinePhase"])
 
 			p := s.progress()
@@ -272,33 +272,33 @@ func (s *provisionSuite) TestNonRetryableFailures() {
 func (s *provisionSuite) TestCompensationDeletesOnlyWhatThisRunCreated() {
 	// vm1 and the VM were adopted from an earlier run, the NAD and the
 	// NetworkConfiguration already existed.
-	s.f.on(activities.EnsureVolumesName, func(context.Context, any) (any, error) {
-		return activities.VolumesResult{Created: []string{"vm1-data"}}, nil
+	s.f.on(contract.EnsureVolumesName, func(context.Context, any) (any, error) {
+		return contract.VolumesResult{Created: []string{"vm1-data"}}, nil
 	})
-	s.f.on(activities.EnsureNetworkName, func(context.Context, any) (any, error) {
-		return activities.NetworkResult{NetworkName: "vlan42", NADName: "vlan42", MACAddress: "02:12:00:00:00:01"}, nil
+	s.f.on(contract.EnsureNetworkName, func(context.Context, any) (any, error) {
+		return contract.NetworkResult{NetworkName: "vlan42", NADName: "vlan42", MACAddress: "02:12:00:00:00:01"}, nil
 	})
-	s.f.on(activities.EnsureVirtualMachineName, func(context.Context, any) (any, error) {
-		return activities.VirtualMachineResult{Namespace: "default", Name: "vm1"}, nil
+	s.f.on(contract.EnsureVirtualMachineName, func(context.Context, any) (any, error) {
+		return contract.VirtualMachineResult{Namespace: "default", Name: "vm1"}, nil
 	})
-	s.f.on(activities.WaitForVirtualMachineName, fail(activities.ErrTypeBootFailed, "VM default/vm1 failed to boot: ErrImagePull"))
+	s.f.on(contract.WaitForVirtualMachineName, fail(contract.ErrTypeBootFailed, "VM default/vm1 failed to boot: ErrImagePull"))
 	s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
 
-	s.Equal(activities.ErrTypeBootFailed, s.appError().Type())
-	s.Equal([]string{activities.DeleteVolumesName}, s.f.deletes())
-	s.Equal([]any{activities.DeleteVolumesInput{
-		RemoteMachine: activities.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine},
+	s.Equal(contract.ErrTypeBootFailed, s.appError().Type())
+	s.Equal([]string{contract.DeleteVolumesName}, s.f.deletes())
+	s.Equal([]any{contract.DeleteVolumesInput{
+		RemoteMachine: contract.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine},
 		PVCNames:      []string{"vm1-data"},
-	}}, s.f.inputs(activities.DeleteVolumesName))
+	}}, s.f.inputs(contract.DeleteVolumesName))
 }
 
 func (s *provisionSuite) TestIncompleteCompensationIsReported() {
-	s.f.on(activities.WaitForVirtualMachineName, fail(activities.ErrTypeBootFailed, "VM default/vm1 failed to boot: Unschedulable"))
-	s.f.on(activities.DeleteVirtualMachineName, fail(activities.ErrTypeUnauthorized, "KubevirtConfig kv-a: credentials rejected"))
+	s.f.on(contract.WaitForVirtualMachineName, fail(contract.ErrTypeBootFailed, "VM default/vm1 failed to boot: Unschedulable"))
+	s.f.on(contract.DeleteVirtualMachineName, fail(contract.ErrTypeUnauthorized, "KubevirtConfig kv-a: credentials rejected"))
 	s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
 
 	appErr := s.appError()
-	s.Equal(activities.ErrTypeBootFailed, appErr.Type())
+	s.Equal(contract.ErrTypeBootFailed, appErr.Type())
 	s.Contains(appErr.Message(), "cleanup incomplete: DeleteVirtualMachine: ClusterUnauthorized: KubevirtConfig kv-a: credentials rejected")
 	// The other deletes still ran.
 	s.Equal(allCreated, s.f.deletes())
@@ -309,38 +309,38 @@ func (s *provisionSuite) TestIncompleteCompensationIsReported() {
 
 func (s *provisionSuite) TestRetryableErrorIsRetried() {
 	failures := 0
-	s.f.on(activities.EnsureVolumesName, func(_ context.Context, in any) (any, error) {
+	s.f.on(contract.EnsureVolumesName, func(_ context.Context, in any) (any, error) {
 		if failures < 2 {
 			failures++
-			return nil, temporal.NewApplicationError("KubevirtConfig kv-a: connection refused", activities.ErrTypeClusterUnreachable)
+			return nil, temporal.NewApplicationError("KubevirtConfig kv-a: connection refused", contract.ErrTypeClusterUnreachable)
 		}
-		return activities.VolumesResult{Created: []string{"vm1", "vm1-data"}}, nil
+		return contract.VolumesResult{Created: []string{"vm1", "vm1-data"}}, nil
 	})
 	s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
 	s.Require().NoError(s.env.GetWorkflowError())
-	s.Equal(3, s.f.count(activities.EnsureVolumesName))
+	s.Equal(3, s.f.count(contract.EnsureVolumesName))
 	p := s.progress()
-	s.Equal(1, p.Attempts[activities.EnsureVolumesName], "server-side retries are one execution")
+	s.Equal(1, p.Attempts[contract.EnsureVolumesName], "server-side retries are one execution")
 	s.Empty(p.LastError)
 }
 
 func (s *provisionSuite) TestRetryableErrorStopsAtTheStepBound() {
-	s.f.on(activities.EnsureNetworkName, func(context.Context, any) (any, error) {
-		return nil, temporal.NewApplicationError("KubevirtConfig kv-a: connection refused", activities.ErrTypeClusterUnreachable)
+	s.f.on(contract.EnsureNetworkName, func(context.Context, any) (any, error) {
+		return nil, temporal.NewApplicationError("KubevirtConfig kv-a: connection refused", contract.ErrTypeClusterUnreachable)
 	})
 	s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
 
 	appErr := s.appError()
-	s.Equal(activities.ErrTypeClusterUnreachable, appErr.Type())
+	s.Equal(contract.ErrTypeClusterUnreachable, appErr.Type())
 	s.Equal("EnsureNetwork: KubevirtConfig kv-a: connection refused", appErr.Message())
 	// 1s, 2s, 4s ... capped at 1m within 10m of ScheduleToClose.
-	s.Greater(s.f.count(activities.EnsureNetworkName), 5)
-	s.Less(s.f.count(activities.EnsureNetworkName), 20)
-	s.Equal([]string{activities.DeleteVolumesName}, s.f.deletes())
+	s.Greater(s.f.count(contract.EnsureNetworkName), 5)
+	s.Less(s.f.count(contract.EnsureNetworkName), 20)
+	s.Equal([]string{contract.DeleteVolumesName}, s.f.deletes())
 }
 
 func (s *provisionSuite) TestBootDeadlineExceeded() {
-	s.f.on(activities.WaitForVirtualMachineName, func(ctx context.Context, _ any) (any, error) {
+	s.f.on(contract.WaitForVirtualMachineName, func(ctx context.Context, _ any) (any, error) {
 		// A VM that never runs: the activity heartbeats until the
 		// deadline stops it.
 		for {
@@ -360,19 +360,19 @@ func (s *provisionSuite) TestBootDeadlineExceeded() {
 	s.Equal(allCreated, s.f.deletes())
 	last := s.f.statuses()[len(s.f.statuses())-1]
 	s.Equal("Failed", last.Phase)
-	s.Equal(&activities.Failure{Reason: ErrTypeBootDeadlineExceeded, Message: appErr.Message()}, last.Failure)
+	s.Equal(&contract.Failure{Reason: ErrTypeBootDeadlineExceeded, Message: appErr.Message()}, last.Failure)
 }
 
 func (s *provisionSuite) TestCancellationAtEachStep() {
 	expected := map[string][]string{
-		activities.ResolvePlacementName:      nil,
-		activities.ValidateClusterName:       nil,
-		activities.LoadMachineName:           nil,
-		activities.EnsureNamespaceName:       nil,
-		activities.EnsureVolumesName:         {activities.DeleteVolumesName},
-		activities.EnsureNetworkName:         beforeVM,
-		activities.EnsureVirtualMachineName:  allCreated,
-		activities.WaitForVirtualMachineName: allCreated,
+		contract.ResolvePlacementName:      nil,
+		contract.ValidateClusterName:       nil,
+		contract.LoadMachineName:           nil,
+		contract.EnsureNamespaceName:       nil,
+		contract.EnsureVolumesName:         {contract.DeleteVolumesName},
+		contract.EnsureNetworkName:         beforeVM,
+		contract.EnsureVirtualMachineName:  allCreated,
+		contract.WaitForVirtualMachineName: allCreated,
 	}
 	for _, step := range provisionSteps {
 		s.Run(step, func() {
@@ -390,10 +390,10 @@ func (s *provisionSuite) TestCancellationAtEachStep() {
 
 			s.Equal(expected[step], s.f.deletes())
 			if len(expected[step]) > 0 {
-				s.Equal([]any{activities.DeleteVolumesInput{
-					RemoteMachine: activities.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine},
+				s.Equal([]any{contract.DeleteVolumesInput{
+					RemoteMachine: contract.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine},
 					PVCNames:      []string{"vm1", "vm1-data"},
-				}}, s.f.inputs(activities.DeleteVolumesName))
+				}}, s.f.inputs(contract.DeleteVolumesName))
 			}
 			for _, later := range provisionSteps[slices.Index(provisionSteps, step)+1:] {
 				s.Zero(s.f.count(later), "%s ran after cancellation", later)
@@ -413,11 +413,11 @@ func (s *provisionSuite) TestCancellationAtEachStep() {
 }
 
 func (s *provisionSuite) TestMachineDeletedMeanwhile() {
-	s.f.on(activities.UpdateMachineStatusName, fail(activities.ErrTypeMachineNotFound, "Machine default/vm1 not found"))
+	s.f.on(contract.UpdateMachineStatusName, fail(contract.ErrTypeMachineNotFound, "Machine default/vm1 not found"))
 	s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
 	appErr := s.appError()
-	s.Equal(activities.ErrTypeMachineNotFound, appErr.Type())
-	s.Equal([]string{activities.UpdateMachineStatusName, activities.UpdateMachineStatusName}, s.f.called(),
+	s.Equal(contract.ErrTypeMachineNotFound, appErr.Type())
+	s.Equal([]string{contract.UpdateMachineStatusName, contract.UpdateMachineStatusName}, s.f.called(),
 		"only the first progress write and the failed-status attempt run")
 }
 
@@ -448,9 +448,9 @@ func (s *provisionSuite) TestInvalidInput() {
 }
 
 func TestDescribeError(t *testing.T) {
-	app := temporal.NewNonRetryableApplicationError("VM default/vm1 failed to boot: ErrImagePull", activities.ErrTypeBootFailed, nil)
+	app := temporal.NewNonRetryableApplicationError("VM default/vm1 failed to boot: ErrImagePull", contract.ErrTypeBootFailed, nil)
 	reason, msg := describeError(app)
-	require.Equal(t, activities.ErrTypeBootFailed, reason)
+	require.Equal(t, contract.ErrTypeBootFailed, reason)
 	require.Equal(t, "VM default/vm1 failed to boot: ErrImagePull", msg)
 
 	reason, msg = describeError(temporal.NewCanceledError())

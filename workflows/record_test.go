@@ -30,6 +30,7 @@ import (
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
 	"github.com/machineflow/machineflow/internal/harness/devtemporal"
 	"github.com/machineflow/machineflow/internal/harness/secretscan"
@@ -309,7 +310,7 @@ func (r *recorder) ejectISO(ctx context.Context, t *testing.T) {
 		"the provision booted %s from the ISO", name)
 	require.Equal(t, imageURL, before.Spec.DataVolumeTemplates[0].Spec.Source.HTTP.URL)
 	ph := historyOf(t, r.c, prov)
-	require.Contains(t, scheduledActivities(ph), activities.EnsureVirtualMachineName)
+	require.Contains(t, scheduledActivities(ph), contract.EnsureVirtualMachineName)
 	urlParts := &secretscan.Set{}
 	urlParts.Add("the ISO URL's password", []byte(password))
 	urlParts.Add("the ISO URL's signature", []byte(signature))
@@ -335,7 +336,7 @@ func (r *recorder) ejectISO(ctx context.Context, t *testing.T) {
 		"every other disk is kept")
 	require.Equal(t, "true", r.getMachine(t, name).Annotations[names.ISOCleanedUpAnnotation])
 	h := r.keep(t, "ejectiso-success", run)
-	require.Equal(t, []string{activities.LookupPlacementName, activities.CleanupISOName}, scheduledActivities(h))
+	require.Equal(t, []string{contract.LookupPlacementName, contract.CleanupISOName}, scheduledActivities(h))
 }
 
 func (r *recorder) vm(t *testing.T, cluster string, key ctrlclient.ObjectKey) *kubevirtv1.VirtualMachine {
@@ -377,14 +378,14 @@ func (r *recorder) bootFailure(ctx context.Context, t *testing.T) {
 	err = run.Get(ctx, nil)
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "provision ended with %v", err)
-	require.Equal(t, activities.ErrTypeBootFailed, appErr.Type())
+	require.Equal(t, contract.ErrTypeBootFailed, appErr.Type())
 	m := r.getMachine(t, name)
 	require.Equal(t, v1alpha1.MachinePhaseFailed, m.Status.Phase)
 	require.NotNil(t, m.Status.FailureReason)
-	require.Equal(t, activities.ErrTypeBootFailed, *m.Status.FailureReason)
+	require.Equal(t, contract.ErrTypeBootFailed, *m.Status.FailureReason)
 	require.Empty(t, r.leftovers(t, cluster, name), "compensation removed what the run created")
 	h := r.keep(t, "provision-boot-failure", run)
-	require.Contains(t, scheduledActivities(h), activities.DeleteVirtualMachineName)
+	require.Contains(t, scheduledActivities(h), contract.DeleteVirtualMachineName)
 }
 
 // bootingProvision provisions a Machine whose VM never becomes ready and
@@ -394,7 +395,7 @@ func (r *recorder) bootingProvision(ctx context.Context, t *testing.T, name stri
 	r.machine(t, name, map[string]string{kubevirtsim.NeverReadyAnnotation: "true"})
 	run, err := r.starter.StartProvision(ctx, ProvisionInput{Namespace: recordNamespace, Name: name})
 	require.NoError(t, err)
-	r.awaitPendingActivity(ctx, t, run.GetID(), activities.WaitForVirtualMachineName, func(pa *workflowpb.PendingActivityInfo) bool {
+	r.awaitPendingActivity(ctx, t, run.GetID(), contract.WaitForVirtualMachineName, func(pa *workflowpb.PendingActivityInfo) bool {
 		return pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED
 	})
 	require.NotEmpty(t, r.leftovers(t, testenv.ClusterName(1), name), "the run has created objects")
@@ -415,7 +416,7 @@ func (r *recorder) cancelledMidBoot(ctx context.Context, t *testing.T) {
 	require.Empty(t, r.leftovers(t, cluster, name), "compensation removed what the run created")
 	h := r.keep(t, "provision-cancelled-mid-boot", run)
 	require.True(t, historyHasEvent(h, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED))
-	require.Contains(t, scheduledActivities(h), activities.DeleteVirtualMachineName)
+	require.Contains(t, scheduledActivities(h), contract.DeleteVirtualMachineName)
 }
 
 func (r *recorder) neverProvisioned(ctx context.Context, t *testing.T) {
@@ -431,7 +432,7 @@ func (r *recorder) neverProvisioned(ctx context.Context, t *testing.T) {
 	require.Empty(t, m.Annotations[names.PlacementAnnotation])
 	require.Empty(t, m.Status.Phase, "a Machine that was never placed is not touched")
 	h := r.keep(t, "deprovision-never-provisioned", run)
-	require.Equal(t, []string{activities.LookupPlacementName}, scheduledActivities(h))
+	require.Equal(t, []string{contract.LookupPlacementName}, scheduledActivities(h))
 }
 
 func (r *recorder) deprovisionCancelsProvision(ctx context.Context, t *testing.T) {
@@ -473,7 +474,7 @@ func (r *recorder) unreachableForced(ctx context.Context, t *testing.T) {
 	require.NoError(t, err)
 	// A few failed attempts show in the history as the retried activity's
 	// last failure, the way an operator would find it before forcing.
-	r.awaitPendingActivity(ctx, t, run.GetID(), activities.DeleteVirtualMachineName, func(pa *workflowpb.PendingActivityInfo) bool {
+	r.awaitPendingActivity(ctx, t, run.GetID(), contract.DeleteVirtualMachineName, func(pa *workflowpb.PendingActivityInfo) bool {
 		return pa.GetAttempt() >= 2 && pa.GetLastFailure() != nil
 	})
 	handle, err := r.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -513,7 +514,7 @@ func (r *recorder) healthCheck(ctx context.Context, t *testing.T) {
 		require.Equal(t, phase, kvc.Status.Phase, "recorded on KubevirtConfig %s", config)
 	}
 	h := r.keep(t, "healthcheck-mixed", run)
-	require.Equal(t, 1, countOf(scheduledActivities(h), activities.InvalidateClusterClientName), "only the unhealthy cluster's client is dropped")
+	require.Equal(t, 1, countOf(scheduledActivities(h), contract.InvalidateClusterClientName), "only the unhealthy cluster's client is dropped")
 }
 
 func countOf(list []string, s string) int {

@@ -3,7 +3,7 @@ package workflows
 import (
 	"time"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // Workflow type names, task queue and search attributes: contracts with the
@@ -64,7 +64,7 @@ type DeprovisionResult struct {
 // HealthReport is ClusterHealthCheck's result, one entry per KubevirtConfig
 // in name order.
 type HealthReport struct {
-	Clusters []activities.ClusterHealth `json:"clusters"`
+	Clusters []contract.ClusterHealth `json:"clusters"`
 }
 
 // Progress is what the status query returns.

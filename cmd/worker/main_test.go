@@ -22,7 +22,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/fx"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/config"
 	"github.com/machineflow/machineflow/internal/harness/devtemporal"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
@@ -198,7 +198,7 @@ func TestMockModeAgainstDevServer(t *testing.T) {
 	err = run.Get(ctx, nil)
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, err, &appErr)
-	assert.Equal(t, activities.ErrTypeBootFailed, appErr.Type())
+	assert.Equal(t, contract.ErrTypeBootFailed, appErr.Type())
 
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		code, body, err := httpGet(metrics + "/metrics")
@@ -224,7 +224,7 @@ func TestMockModeAgainstDevServer(t *testing.T) {
 			return false
 		}
 		for _, a := range desc.PendingActivities {
-			if a.ActivityType.GetName() == activities.WaitForVirtualMachineName && a.State == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+			if a.ActivityType.GetName() == contract.WaitForVirtualMachineName && a.State == enumspb.PENDING_ACTIVITY_STATE_STARTED {
 				return true
 			}
 		}
@@ -241,7 +241,7 @@ func TestMockModeAgainstDevServer(t *testing.T) {
 		require.NoError(t, err)
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == activities.WaitForVirtualMachineName {
+			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == contract.WaitForVirtualMachineName {
 				waitScheduled = ev.GetEventId()
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/workflows"
 )
@@ -116,12 +116,12 @@ func TestExitCode(t *testing.T) {
 }
 
 func TestFailureChain(t *testing.T) {
-	root := temporal.NewNonRetryableApplicationError("VM default/vm1 on kv-a failed to boot: CrashLoopBackOff", activities.ErrTypeBootFailed, nil)
-	top := temporal.NewNonRetryableApplicationError("WaitForVirtualMachine: VM default/vm1 on kv-a failed to boot: CrashLoopBackOff", activities.ErrTypeBootFailed, root)
+	root := temporal.NewNonRetryableApplicationError("VM default/vm1 on kv-a failed to boot: CrashLoopBackOff", contract.ErrTypeBootFailed, nil)
+	top := temporal.NewNonRetryableApplicationError("WaitForVirtualMachine: VM default/vm1 on kv-a failed to boot: CrashLoopBackOff", contract.ErrTypeBootFailed, root)
 	chain := failureChain(top)
 	require.Equal(t, []Cause{
-		{Type: activities.ErrTypeBootFailed, Message: "WaitForVirtualMachine: VM default/vm1 on kv-a failed to boot: CrashLoopBackOff"},
-		{Type: activities.ErrTypeBootFailed, Message: "VM default/vm1 on kv-a failed to boot: CrashLoopBackOff"},
+		{Type: contract.ErrTypeBootFailed, Message: "WaitForVirtualMachine: VM default/vm1 on kv-a failed to boot: CrashLoopBackOff"},
+		{Type: contract.ErrTypeBootFailed, Message: "VM default/vm1 on kv-a failed to boot: CrashLoopBackOff"},
 	}, chain)
 	assert.Equal(t, "VMBootFailed: WaitForVirtualMachine: VM default/vm1 on kv-a failed to boot: CrashLoopBackOff", describeFailure(chain),
 		"a cause that repeats the message adds nothing")
@@ -142,9 +142,9 @@ func TestCloseStatus(t *testing.T) {
 }
 
 func TestFormatStep(t *testing.T) {
-	p := workflows.Progress{Step: activities.EnsureVolumesName, Attempts: map[string]int{activities.EnsureVolumesName: 3}}
+	p := workflows.Progress{Step: contract.EnsureVolumesName, Attempts: map[string]int{contract.EnsureVolumesName: 3}}
 	assert.Equal(t, "  EnsureVolumes                (attempt 3)", formatStep(p))
-	p.Attempts[activities.EnsureVolumesName] = 1
+	p.Attempts[contract.EnsureVolumesName] = 1
 	p.StartedAt = time.Now().Add(-1500 * time.Millisecond)
 	assert.Regexp(t, `^  \[   1\.\ds\]  EnsureVolumes +$`, formatStep(p))
 }
@@ -160,7 +160,7 @@ func TestPrinters(t *testing.T) {
 
 	out.Reset()
 	checked := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	require.NoError(t, a.printHealth(workflows.HealthReport{Clusters: []activities.ClusterHealth{
+	require.NoError(t, a.printHealth(workflows.HealthReport{Clusters: []contract.ClusterHealth{
 		{KubevirtConfig: "kubevirt-1", Healthy: true, Duration: 12345 * time.Microsecond, CheckedAt: checked},
 		{KubevirtConfig: "kubevirt-2", Reason: "ClusterUnreachable: connection refused", Duration: time.Second, CheckedAt: checked},
 	}}))

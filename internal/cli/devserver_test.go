@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/devtemporal"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/workflows"
@@ -154,7 +155,7 @@ func TestOnDevServer(t *testing.T) {
 		}, open[0])
 
 		out, _, done := d.start(t, "provision", "default/"+machineSlow, "--wait", "--poll-interval", "50ms")
-		require.Eventually(t, func() bool { return strings.Contains(out.String(), activities.WaitForVirtualMachineName) },
+		require.Eventually(t, func() bool { return strings.Contains(out.String(), contract.WaitForVirtualMachineName) },
 			20*time.Second, 20*time.Millisecond, "the step in progress is shown")
 		close(d.fakes.release)
 		require.Equal(t, ExitOK, waitCode(t, done))
@@ -174,9 +175,9 @@ func TestOnDevServer(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(stdout), &o), stdout)
 		assert.Equal(t, "Failed", o.Status)
 		assert.Equal(t, []Cause{
-			{Type: activities.ErrTypeBootFailed, Message: "WaitForVirtualMachine: VM default/boot-fails on kv-a failed to boot: CrashLoopBackOff"},
+			{Type: contract.ErrTypeBootFailed, Message: "WaitForVirtualMachine: VM default/boot-fails on kv-a failed to boot: CrashLoopBackOff"},
 			{Type: "ActivityFailed", Message: "activity WaitForVirtualMachine failed"},
-			{Type: activities.ErrTypeBootFailed, Message: "VM default/boot-fails on kv-a failed to boot: CrashLoopBackOff"},
+			{Type: contract.ErrTypeBootFailed, Message: "VM default/boot-fails on kv-a failed to boot: CrashLoopBackOff"},
 		}, o.Failure)
 	})
 

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 )
 
 // Machines whose names choose how the fake activities treat them.
@@ -44,40 +44,40 @@ func (f *fakeActivities) healthRecords(config string) int {
 	return f.recorded[config]
 }
 
-func (f *fakeActivities) ResolvePlacement(_ context.Context, in activities.PlacementInput) (activities.Placement, error) {
+func (f *fakeActivities) ResolvePlacement(_ context.Context, in contract.PlacementInput) (contract.Placement, error) {
 	if in.KubevirtConfig != "" {
-		return activities.Placement{KubevirtConfig: in.KubevirtConfig}, nil
+		return contract.Placement{KubevirtConfig: in.KubevirtConfig}, nil
 	}
-	return activities.Placement{KubevirtConfig: "kv-a"}, nil
+	return contract.Placement{KubevirtConfig: "kv-a"}, nil
 }
 
-func (f *fakeActivities) ValidateCluster(context.Context, activities.ClusterRef) error { return nil }
+func (f *fakeActivities) ValidateCluster(context.Context, contract.ClusterRef) error { return nil }
 
-func (f *fakeActivities) LoadMachine(_ context.Context, ref activities.MachineRef) (activities.MachinePlan, error) {
-	return activities.MachinePlan{Machine: ref, Memory: "1Gi", Disks: []activities.DiskPlan{{Name: "root", PVCName: ref.Name, Size: "1Gi", Bus: "virtio"}}}, nil
+func (f *fakeActivities) LoadMachine(_ context.Context, ref contract.MachineRef) (contract.MachinePlan, error) {
+	return contract.MachinePlan{Machine: ref, Memory: "1Gi", Disks: []contract.DiskPlan{{Name: "root", PVCName: ref.Name, Size: "1Gi", Bus: "virtio"}}}, nil
 }
 
-func (f *fakeActivities) EnsureNamespace(context.Context, activities.RemoteMachine) error { return nil }
+func (f *fakeActivities) EnsureNamespace(context.Context, contract.RemoteMachine) error { return nil }
 
-func (f *fakeActivities) EnsureVolumes(_ context.Context, in activities.VolumesInput) (activities.VolumesResult, error) {
-	return activities.VolumesResult{Created: []string{in.Machine.Name}}, nil
+func (f *fakeActivities) EnsureVolumes(_ context.Context, in contract.VolumesInput) (contract.VolumesResult, error) {
+	return contract.VolumesResult{Created: []string{in.Machine.Name}}, nil
 }
 
-func (f *fakeActivities) EnsureNetwork(context.Context, activities.NetworkInput) (activities.NetworkResult, error) {
-	return activities.NetworkResult{NetworkName: "default", MACAddress: "02:12:00:00:00:01"}, nil
+func (f *fakeActivities) EnsureNetwork(context.Context, contract.NetworkInput) (contract.NetworkResult, error) {
+	return contract.NetworkResult{NetworkName: "default", MACAddress: "02:12:00:00:00:01"}, nil
 }
 
-func (f *fakeActivities) EnsureVirtualMachine(_ context.Context, in activities.VirtualMachineInput) (activities.VirtualMachineResult, error) {
-	return activities.VirtualMachineResult{Namespace: in.Plan.Machine.Namespace, Name: in.Plan.Machine.Name, Created: true}, nil
+func (f *fakeActivities) EnsureVirtualMachine(_ context.Context, in contract.VirtualMachineInput) (contract.VirtualMachineResult, error) {
+	return contract.VirtualMachineResult{Namespace: in.Plan.Machine.Namespace, Name: in.Plan.Machine.Name, Created: true}, nil
 }
 
-func (f *fakeActivities) WaitForVirtualMachine(ctx context.Context, rm activities.RemoteMachine) (activities.VMObservation, error) {
-	running := activities.VMObservation{Phase: "Running", State: "Running", IPAddresses: []string{"10.0.0.5"}}
+func (f *fakeActivities) WaitForVirtualMachine(ctx context.Context, rm contract.RemoteMachine) (contract.VMObservation, error) {
+	running := contract.VMObservation{Phase: "Running", State: "Running", IPAddresses: []string{"10.0.0.5"}}
 	switch rm.Machine.Name {
 	case machineBootFails:
-		return activities.VMObservation{}, temporal.NewNonRetryableApplicationError(
+		return contract.VMObservation{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("VM %s/%s on %s failed to boot: CrashLoopBackOff", rm.Machine.Namespace, rm.Machine.Name, rm.KubevirtConfig),
-			activities.ErrTypeBootFailed, nil)
+			contract.ErrTypeBootFailed, nil)
 	case machineSlow:
 		for {
 			activity.RecordHeartbeat(ctx, "Scheduling")
@@ -85,7 +85,7 @@ func (f *fakeActivities) WaitForVirtualMachine(ctx context.Context, rm activitie
 			case <-f.release:
 				return running, nil
 			case <-ctx.Done():
-				return activities.VMObservation{}, ctx.Err()
+				return contract.VMObservation{}, ctx.Err()
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
@@ -93,35 +93,35 @@ func (f *fakeActivities) WaitForVirtualMachine(ctx context.Context, rm activitie
 	return running, nil
 }
 
-func (f *fakeActivities) UpdateMachineStatus(context.Context, activities.StatusUpdate) (activities.StatusResult, error) {
-	return activities.StatusResult{Changed: true}, nil
+func (f *fakeActivities) UpdateMachineStatus(context.Context, contract.StatusUpdate) (contract.StatusResult, error) {
+	return contract.StatusResult{Changed: true}, nil
 }
 
-func (f *fakeActivities) LookupPlacement(context.Context, activities.MachineRef) (activities.Placement, error) {
-	return activities.Placement{KubevirtConfig: "kv-a"}, nil
+func (f *fakeActivities) LookupPlacement(context.Context, contract.MachineRef) (contract.Placement, error) {
+	return contract.Placement{KubevirtConfig: "kv-a"}, nil
 }
 
-func (f *fakeActivities) DeleteVirtualMachine(_ context.Context, rm activities.RemoteMachine) (activities.DeleteResult, error) {
+func (f *fakeActivities) DeleteVirtualMachine(_ context.Context, rm contract.RemoteMachine) (contract.DeleteResult, error) {
 	if rm.Machine.Name == machineStuck {
-		return activities.DeleteResult{}, temporal.NewApplicationError("KubevirtConfig kv-a: connection refused", activities.ErrTypeClusterUnreachable)
+		return contract.DeleteResult{}, temporal.NewApplicationError("KubevirtConfig kv-a: connection refused", contract.ErrTypeClusterUnreachable)
 	}
-	return activities.DeleteResult{Deleted: []string{"VirtualMachine " + rm.Machine.Namespace + "/" + rm.Machine.Name}}, nil
+	return contract.DeleteResult{Deleted: []string{"VirtualMachine " + rm.Machine.Namespace + "/" + rm.Machine.Name}}, nil
 }
 
-func (f *fakeActivities) DeleteVolumes(_ context.Context, in activities.DeleteVolumesInput) (activities.DeleteResult, error) {
-	return activities.DeleteResult{Deleted: []string{"PersistentVolumeClaim " + in.Machine.Namespace + "/" + in.Machine.Name}}, nil
+func (f *fakeActivities) DeleteVolumes(_ context.Context, in contract.DeleteVolumesInput) (contract.DeleteResult, error) {
+	return contract.DeleteResult{Deleted: []string{"PersistentVolumeClaim " + in.Machine.Namespace + "/" + in.Machine.Name}}, nil
 }
 
-func (f *fakeActivities) DeleteNetwork(context.Context, activities.RemoteMachine) (activities.DeleteResult, error) {
-	return activities.DeleteResult{}, nil
+func (f *fakeActivities) DeleteNetwork(context.Context, contract.RemoteMachine) (contract.DeleteResult, error) {
+	return contract.DeleteResult{}, nil
 }
 
-func (f *fakeActivities) DeleteNetworkConfiguration(_ context.Context, ref activities.MachineRef) (activities.DeleteResult, error) {
-	return activities.DeleteResult{Deleted: []string{"NetworkConfiguration " + ref.Namespace + "/" + ref.Name}}, nil
+func (f *fakeActivities) DeleteNetworkConfiguration(_ context.Context, ref contract.MachineRef) (contract.DeleteResult, error) {
+	return contract.DeleteResult{Deleted: []string{"NetworkConfiguration " + ref.Namespace + "/" + ref.Name}}, nil
 }
 
-func (f *fakeActivities) CleanupISO(_ context.Context, rm activities.RemoteMachine) (activities.DeleteResult, error) {
-	return activities.DeleteResult{Deleted: []string{"DataVolume " + rm.Machine.Namespace + "/" + rm.Machine.Name + "-iso"}}, nil
+func (f *fakeActivities) CleanupISO(_ context.Context, rm contract.RemoteMachine) (contract.DeleteResult, error) {
+	return contract.DeleteResult{Deleted: []string{"DataVolume " + rm.Machine.Namespace + "/" + rm.Machine.Name + "-iso"}}, nil
 }
 
 func (f *fakeActivities) ListClusters(context.Context) ([]string, error) {
@@ -129,21 +129,21 @@ func (f *fakeActivities) ListClusters(context.Context) ([]string, error) {
 }
 
 // CheckCluster: kv-b is down.
-func (f *fakeActivities) CheckCluster(_ context.Context, ref activities.ClusterRef) (activities.ClusterHealth, error) {
-	h := activities.ClusterHealth{KubevirtConfig: ref.KubevirtConfig, Healthy: true, Duration: time.Millisecond, CheckedAt: time.Now()}
+func (f *fakeActivities) CheckCluster(_ context.Context, ref contract.ClusterRef) (contract.ClusterHealth, error) {
+	h := contract.ClusterHealth{KubevirtConfig: ref.KubevirtConfig, Healthy: true, Duration: time.Millisecond, CheckedAt: time.Now()}
 	if ref.KubevirtConfig == "kv-b" {
 		h.Healthy, h.Reason = false, "ClusterUnreachable: connection refused"
 	}
 	return h, nil
 }
 
-func (f *fakeActivities) RecordClusterHealth(_ context.Context, h activities.ClusterHealth) error {
+func (f *fakeActivities) RecordClusterHealth(_ context.Context, h contract.ClusterHealth) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.recorded[h.KubevirtConfig]++
 	return nil
 }
 
-func (f *fakeActivities) InvalidateClusterClient(context.Context, activities.ClusterRef) error {
+func (f *fakeActivities) InvalidateClusterClient(context.Context, contract.ClusterRef) error {
 	return nil
 }

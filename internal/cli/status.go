@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -72,7 +72,7 @@ no workflow at all exits 3.`,
 	}
 }
 
-func (a *app) machineReport(ctx context.Context, c client.Client, ref activities.MachineRef) (MachineReport, error) {
+func (a *app) machineReport(ctx context.Context, c client.Client, ref contract.MachineRef) (MachineReport, error) {
 	r := MachineReport{Namespace: ref.Namespace, Name: ref.Name, Workflows: []WorkflowStatus{}}
 	for _, id := range []string{
 		workflows.ProvisionWorkflowID(ref.Namespace, ref.Name),

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/scheme"
 )
@@ -60,7 +60,7 @@ func (a *app) supervisorClient() (client.Client, error) {
 
 // machineStatus reads a Machine's status; found is false when the Machine
 // does not exist.
-func (a *app) machineStatus(ctx context.Context, ref activities.MachineRef) (st MachineStatus, found bool, err error) {
+func (a *app) machineStatus(ctx context.Context, ref contract.MachineRef) (st MachineStatus, found bool, err error) {
 	c, err := a.supervisorClient()
 	if err != nil {
 		return st, false, err

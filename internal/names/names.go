@@ -68,6 +68,12 @@ func ISOCleanupTriggered(annotations map[string]string) bool {
 	return annotations[CDROMEjectedAnnotation] == "true" || annotations[OSInstalledAnnotation] == "true"
 }
 
+// ISOCleanupPending says whether a Machine asks for its ISO to be removed
+// and the CleanupISO activity has not recorded doing so.
+func ISOCleanupPending(annotations map[string]string) bool {
+	return ISOCleanupTriggered(annotations) && annotations[ISOCleanedUpAnnotation] != "true"
+}
+
 // Machine annotations that select an ISO boot (reference §1): the VM boots
 // from spec.os.imageID through a DataVolume when BootSourceAnnotation is
 // BootSourceDataVolume; BootSourceTypeAnnotation is http (default), https

@@ -26,7 +26,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/freeport"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
@@ -222,7 +222,7 @@ func TestBootFailure(t *testing.T) {
 	m := st.getMachine(t, ns, "broken")
 	assert.Equal(t, v1alpha1.MachinePhaseFailed, m.Status.Phase)
 	require.NotNil(t, m.Status.FailureReason)
-	assert.Equal(t, activities.ErrTypeBootFailed, *m.Status.FailureReason)
+	assert.Equal(t, contract.ErrTypeBootFailed, *m.Status.FailureReason)
 	require.NotNil(t, m.Status.FailureMessage)
 	assert.Contains(t, *m.Status.FailureMessage, "CrashLoopBackOff")
 	assert.Empty(t, st.remains(t, ns, "broken"), "compensation left nothing on the clusters")
@@ -294,7 +294,7 @@ func TestWorkerRestartMidProvisioning(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	o := decode[outcome[workflows.ProvisionResult]](t, stdout)
 	assert.Equal(t, "Completed", o.Status)
-	assert.Contains(t, o.Steps, activities.WaitForVirtualMachineName, "the starter attached to the run and showed the step in progress")
+	assert.Contains(t, o.Steps, contract.WaitForVirtualMachineName, "the starter attached to the run and showed the step in progress")
 	assert.Equal(t, v1alpha1.MachinePhaseRunning, st.getMachine(t, ns, "slow-boot").Status.Phase)
 
 	vms := &kubevirtv1.VirtualMachineList{}

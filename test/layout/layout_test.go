@@ -41,3 +41,20 @@ func TestProductionBinariesLinkNoHarness(t *testing.T) {
 		})
 	}
 }
+
+// Workflows reach activities by name through the contract package; linking
+// a Kubernetes client would let a workflow do I/O outside an activity.
+func TestWorkflowsLinkNoKubernetesClient(t *testing.T) {
+	for _, pkg := range []string{"workflows", "activities/contract"} {
+		linked := deps(t, pkg)
+		if len(linked) == 0 {
+			t.Fatalf("go list -deps %s listed nothing", pkg)
+		}
+		for _, p := range linked {
+			if strings.HasPrefix(p, "k8s.io/client-go/") || strings.HasPrefix(p, "sigs.k8s.io/controller-runtime") ||
+				p == module+"activities" || p == module+"clients" {
+				t.Errorf("%s links %s: workflows may depend on the contract types only", pkg, p)
+			}
+		}
+	}
+}

@@ -30,7 +30,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/controller"
 	"github.com/machineflow/machineflow/internal/harness/freeport"
 	"github.com/machineflow/machineflow/internal/harness/stack"
@@ -217,7 +217,7 @@ func badRun(t *testing.T, st *stack.Stack, c badCase) badResult {
 func badCases(t *testing.T, st *stack.Stack) []badCase {
 	kubevirt1 := st.Env.Clusters[0]
 	invalidSpec := func(message string) badOutcome {
-		return badOutcome{failed: &badFailure{activities.ErrTypeInvalidSpec, message}}
+		return badOutcome{failed: &badFailure{contract.ErrTypeInvalidSpec, message}}
 	}
 	onConfig := func(config string) func(m *v1alpha1.Machine) {
 		return func(m *v1alpha1.Machine) { m.Annotations[names.PlacementAnnotation] = config }
@@ -252,7 +252,7 @@ func badCases(t *testing.T, st *stack.Stack) []badCase {
 			want:   invalidSpec(`NetworkNamespace "vlan5000" status.vlanId 5000 is not a VLAN id (at most 4094)`)},
 		{name: "cloudinit-secret-missing", mutate: badUserDataFrom("ci-userdata", ""),
 			want: badOutcome{
-				waiting: &badFailure{activities.ErrTypeWaiting, "spec.cloudInit.userDataSecretRef: Secret bad-cloudinit-secret-missing/ci-userdata does not exist yet"},
+				waiting: &badFailure{contract.ErrTypeWaiting, "spec.cloudInit.userDataSecretRef: Secret bad-cloudinit-secret-missing/ci-userdata does not exist yet"},
 				fix: func(t *testing.T, ns string) {
 					badCloudInitSecret(t, st, ns, "ci-userdata", "userdata")
 				},
@@ -262,7 +262,7 @@ func badCases(t *testing.T, st *stack.Stack) []badCase {
 				badCloudInitSecret(t, st, ns, "ci-userdata", "userdata")
 			},
 			want: badOutcome{
-				waiting: &badFailure{activities.ErrTypeWaiting, `Secret bad-cloudinit-key-missing/ci-userdata has no key "user-data" yet`},
+				waiting: &badFailure{contract.ErrTypeWaiting, `Secret bad-cloudinit-key-missing/ci-userdata has no key "user-data" yet`},
 				fix: func(t *testing.T, ns string) {
 					badCloudInitSecret(t, st, ns, "ci-userdata", "user-data")
 				},
@@ -286,31 +286,31 @@ func badCases(t *testing.T, st *stack.Stack) []badCase {
 			assert.Equal(t, "ünïcødé ☃", m.Annotations["example.com/note"])
 		}}},
 		{name: "kvc-unknown", mutate: onConfig("no-such-config"),
-			want: badOutcome{failed: &badFailure{activities.ErrTypeConfigNotFound, `KubevirtConfig "no-such-config": KubevirtConfig not found`}}, force: true},
+			want: badOutcome{failed: &badFailure{contract.ErrTypeConfigNotFound, `KubevirtConfig "no-such-config": KubevirtConfig not found`}}, force: true},
 		{name: "kvc-secret-missing", setup: func(t *testing.T, st *stack.Stack, ns string) { badConfigWithoutSecret(t, st, "bad-secret-missing") },
 			mutate: onConfig("bad-secret-missing"), force: true,
-			want: badOutcome{failed: &badFailure{activities.ErrTypeInvalidKubeconfig, "Secret machineflow-system/bad-secret-missing-kubeconfig not found"}}},
+			want: badOutcome{failed: &badFailure{contract.ErrTypeInvalidKubeconfig, "Secret machineflow-system/bad-secret-missing-kubeconfig not found"}}},
 		{name: "kvc-secret-empty", setup: func(t *testing.T, st *stack.Stack, ns string) { badConfig(t, st, "bad-empty", nil) },
 			mutate: onConfig("bad-empty"), force: true,
-			want: badOutcome{failed: &badFailure{activities.ErrTypeInvalidKubeconfig, `key "kubeconfig" is empty`}}},
+			want: badOutcome{failed: &badFailure{contract.ErrTypeInvalidKubeconfig, `key "kubeconfig" is empty`}}},
 		{name: "kvc-not-kubeconfig", setup: func(t *testing.T, st *stack.Stack, ns string) {
 			badConfig(t, st, "bad-garbage", []byte("this is not a kubeconfig: [ "+badToken(t)))
 		}, mutate: onConfig("bad-garbage"), force: true,
-			want: badOutcome{failed: &badFailure{activities.ErrTypeInvalidKubeconfig, "does not parse as a kubeconfig"}}},
+			want: badOutcome{failed: &badFailure{contract.ErrTypeInvalidKubeconfig, "does not parse as a kubeconfig"}}},
 		{name: "kvc-closed-port", setup: func(t *testing.T, st *stack.Stack, ns string) {
 			addr, err := freeport.Address()
 			require.NoError(t, err)
 			badConfig(t, st, "bad-closed-port", badKubeconfig(t, "https://"+addr, nil))
 		}, mutate: onConfig("bad-closed-port"), force: true,
-			want: badOutcome{retrying: &badFailure{activities.ErrTypeClusterUnreachable, `KubevirtConfig "bad-closed-port": cluster unreachable`}}},
+			want: badOutcome{retrying: &badFailure{contract.ErrTypeClusterUnreachable, `KubevirtConfig "bad-closed-port": cluster unreachable`}}},
 		{name: "kvc-black-hole", setup: func(t *testing.T, st *stack.Stack, ns string) {
 			badConfig(t, st, "bad-black-hole", badKubeconfig(t, testutil.BlackHole(t), nil))
 		}, mutate: onConfig("bad-black-hole"), force: true,
-			want: badOutcome{retrying: &badFailure{activities.ErrTypeClusterUnreachable, `KubevirtConfig "bad-black-hole": cluster unreachable`}}},
+			want: badOutcome{retrying: &badFailure{contract.ErrTypeClusterUnreachable, `KubevirtConfig "bad-black-hole": cluster unreachable`}}},
 		{name: "kvc-wrong-token", setup: func(t *testing.T, st *stack.Stack, ns string) {
 			badConfig(t, st, "bad-wrong-token", badKubeconfig(t, "", kubevirt1.Kubeconfig))
 		}, mutate: onConfig("bad-wrong-token"), force: true,
-			want: badOutcome{failed: &badFailure{activities.ErrTypeUnauthorized, "the cluster rejected the credentials"}}},
+			want: badOutcome{failed: &badFailure{contract.ErrTypeUnauthorized, "the cluster rejected the credentials"}}},
 		{name: "kvc-same-cluster", setup: func(t *testing.T, st *stack.Stack, ns string) {
 			badConfig(t, st, "bad-alias", kubevirt1.Kubeconfig)
 		}, mutate: onConfig("bad-alias"),
@@ -319,7 +319,7 @@ func badCases(t *testing.T, st *stack.Stack) []badCase {
 				assert.Equal(t, "kubevirt://bad-alias/"+m.Namespace+"/"+m.Name, m.Status.ProviderID)
 			}}},
 		{name: "vm-conflict", setup: func(t *testing.T, st *stack.Stack, ns string) { badForeignVM(t, st, ns, "vm") },
-			want: badOutcome{failed: &badFailure{activities.ErrTypeConflict,
+			want: badOutcome{failed: &badFailure{contract.ErrTypeConflict,
 				"VirtualMachine bad-vm-conflict/vm on kubevirt-1 exists and is not managed by machineflow"}}},
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
@@ -86,7 +86,7 @@ func healthCheck(t *testing.T, st *stack.Stack) workflows.HealthReport {
 // given clusters (others may exist).
 func assertHealth(t *testing.T, st *stack.Stack, report workflows.HealthReport, want map[string]bool) {
 	t.Helper()
-	got := map[string]activities.ClusterHealth{}
+	got := map[string]contract.ClusterHealth{}
 	for _, c := range report.Clusters {
 		got[c.KubevirtConfig] = c
 	}

@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
@@ -51,24 +51,24 @@ var killPointHistories = map[string]string{
 // retry must adopt what it finds. The others only read (or, like
 // AwaitWorkflowClosed, talk to Temporal alone).
 var writes = map[string]bool{
-	activities.UpdateMachineStatusName:        true,
-	activities.EnsureNamespaceName:            true,
-	activities.EnsureVolumesName:              true,
-	activities.EnsureNetworkName:              true,
-	activities.EnsureVirtualMachineName:       true,
-	activities.DeleteVirtualMachineName:       true,
-	activities.DeleteVolumesName:              true,
-	activities.DeleteNetworkName:              true,
-	activities.DeleteNetworkConfigurationName: true,
+	contract.UpdateMachineStatusName:        true,
+	contract.EnsureNamespaceName:            true,
+	contract.EnsureVolumesName:              true,
+	contract.EnsureNetworkName:              true,
+	contract.EnsureVirtualMachineName:       true,
+	contract.DeleteVirtualMachineName:       true,
+	contract.DeleteVolumesName:              true,
+	contract.DeleteNetworkName:              true,
+	contract.DeleteNetworkConfigurationName: true,
 }
 
 // reads are the activities held at their first request.
 var reads = map[string]bool{
-	activities.ResolvePlacementName:      true,
-	activities.ValidateClusterName:       true,
-	activities.LoadMachineName:           true,
-	activities.WaitForVirtualMachineName: true,
-	activities.LookupPlacementName:       true,
+	contract.ResolvePlacementName:      true,
+	contract.ValidateClusterName:       true,
+	contract.LoadMachineName:           true,
+	contract.WaitForVirtualMachineName: true,
+	contract.LookupPlacementName:       true,
 }
 
 // killPoints lists every activity the main paths of ProvisionMachine and
@@ -146,7 +146,7 @@ func (k *killTarget) step(ctx context.Context, st *stack.Stack) error {
 	// for is held in its compensation's VM delete instead.
 	id, activity, write := k.id(), k.activity, writes[k.activity]
 	if k.activity == workflows.AwaitWorkflowClosedName {
-		id, activity, write = k.provisionID(), activities.DeleteVirtualMachineName, true
+		id, activity, write = k.provisionID(), contract.DeleteVirtualMachineName, true
 	}
 	for {
 		var r *stack.HeldRequest
@@ -270,7 +270,7 @@ func TestWorkerKilledInEachActivity(t *testing.T) {
 		}
 		if k.activity == workflows.AwaitWorkflowClosedName {
 			require.Eventually(t, func() bool {
-				in, err := started(ctx, st, k.provisionID(), activities.WaitForVirtualMachineName)
+				in, err := started(ctx, st, k.provisionID(), contract.WaitForVirtualMachineName)
 				return err == nil && in
 			}, reachTimeout, 100*time.Millisecond, "%s: its provision waits for the boot", k)
 			continue

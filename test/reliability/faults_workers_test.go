@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/machineflow/machineflow/activities"
+	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 	"github.com/machineflow/machineflow/workflows"
@@ -52,7 +52,7 @@ func TestWorkerKilledBesideAnotherDuringBatch(t *testing.T) {
 	var victim *stack.Service
 	var lost []killPoint // the victim's waits, by workflow ID
 	require.Eventually(t, func() bool {
-		for worker, running := range inFlight(t, st, ids, activities.WaitForVirtualMachineName) {
+		for worker, running := range inFlight(t, st, ids, contract.WaitForVirtualMachineName) {
 			if w := workers[worker]; w != nil && len(running) >= 3 {
 				victim, lost = w, running
 				return true

@@ -1,4 +1,4 @@
-package activities
+package contract
 
 import (
 	"encoding/json"
@@ -6,10 +6,9 @@ import (
 	"time"
 )
 
-// Activity names. Each is the name of an exported method of *Activities, so
-// registering the struct with a worker registers them all under these names.
-// Workflows schedule activities by these names, which keeps the workflows
-// package free of the activities' dependencies.
+// Activity names. Each is the name of an exported method of
+// activities.Activities, so registering that struct with a worker registers
+// them all under these names; workflows schedule activities by name.
 const (
 	ResolvePlacementName           = "ResolvePlacement"
 	ValidateClusterName            = "ValidateCluster"
@@ -53,9 +52,24 @@ const (
 	ErrTypeClusterUnreachable = "ClusterUnreachable"
 	// ErrTypeWaiting is retryable: something the Machine references (a
 	// cloud-init Secret or ConfigMap, a static IP allocation) does not exist
-	// yet. The operator requeued in this case; the workflow's retry policy
+	// yet. The vitistack kubevirt-operator requeued in this case; the workflow's retry policy
 	// bounds how long we wait.
 	ErrTypeWaiting = "WaitingForDependency"
+)
+
+// Machine phases, as vitistack defines them (v1alpha1.MachinePhase*).
+// They are restated because vitistack's API package pulls
+// controller-runtime into every importer, and workflows must not link it;
+// a test keeps the two lists equal.
+const (
+	PhasePending     = "Pending"
+	PhaseCreating    = "Creating"
+	PhaseRunning     = "Running"
+	PhaseStopping    = "Stopping"
+	PhaseStopped     = "Stopped"
+	PhaseTerminating = "Terminating"
+	PhaseTerminated  = "Terminated"
+	PhaseFailed      = "Failed"
 )
 
 // NonRetryableErrorTypes is the list for RetryPolicy.NonRetryableErrorTypes.
@@ -241,6 +255,11 @@ type VMObservation struct {
 	PrivateIPAddresses []string          `json:"privateIPAddresses,omitempty"`
 	Interfaces         []InterfaceStatus `json:"interfaces,omitempty"`
 	Disks              []DiskStatus      `json:"disks,omitempty"`
+}
+
+// HasAddress says whether the observation carries at least one IP.
+func (o VMObservation) HasAddress() bool {
+	return len(o.IPAddresses) > 0 || len(o.IPv6Addresses) > 0
 }
 
 // InterfaceStatus is one VMI interface.
