@@ -72,7 +72,7 @@ test: tools lint
 # (testdata/fuzz); `make fuzz FUZZTIME=10m` searches longer. A failure
 # writes the crashing input to testdata/fuzz, where it becomes a seed.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := ./activities:FuzzBuildVirtualMachine ./clients:FuzzRESTConfigFromKubeconfig
+FUZZ_TARGETS := ./internal/vmplan:FuzzBuildVirtualMachine ./clients:FuzzRESTConfigFromKubeconfig
 .PHONY: fuzz
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -21,6 +21,7 @@ import (
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 // Deletion only ever touches objects labelled as ours, and every delete
@@ -121,7 +122,7 @@ func (a *Activities) DeleteVolumes(ctx context.Context, in contract.DeleteVolume
 			return contract.DeleteResult{}, classify(err, fmt.Sprintf("list PVCs of %s/%s on %s", ns, vm, in.KubevirtConfig))
 		}
 	}
-	iso := isoName(vm)
+	iso := vmplan.ISOName(vm)
 	for i := range pvcs.Items {
 		pvc := &pvcs.Items[i]
 		if len(in.PVCNames) > 0 && !slices.Contains(in.PVCNames, pvc.Name) && pvc.Name != iso {
@@ -142,7 +143,7 @@ func (a *Activities) DeleteVolumes(ctx context.Context, in contract.DeleteVolume
 // by the DataVolume just found to be ours (CDI creates the claim for the
 // DataVolume and may not copy our labels onto it).
 func (a *Activities) deleteISOVolume(ctx context.Context, c client.Client, rm contract.RemoteMachine, res *contract.DeleteResult) error {
-	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: isoName(rm.Machine.Name)}
+	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: vmplan.ISOName(rm.Machine.Name)}
 	where := fmt.Sprintf("%s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig)
 	dv := &cdiv1beta1.DataVolume{}
 	var ourDV types.UID
@@ -214,7 +215,7 @@ func (a *Activities) DeleteNetwork(ctx context.Context, rm contract.RemoteMachin
 	}
 	ns := rm.Machine.Namespace
 	nads := &unstructured.UnstructuredList{}
-	nads.SetGroupVersionKind(nadGVK.GroupVersion().WithKind(nadGVK.Kind + "List"))
+	nads.SetGroupVersionKind(vmplan.NADGVK.GroupVersion().WithKind(vmplan.NADGVK.Kind + "List"))
 	err = c.List(ctx, nads, client.InNamespace(ns), client.MatchingLabels{names.ManagedByLabel: names.ManagedByValue})
 	if meta.IsNoMatchError(err) {
 		return contract.DeleteResult{}, nil
@@ -254,7 +255,7 @@ func (a *Activities) DeleteNetwork(ctx context.Context, rm contract.RemoteMachin
 		if inUse[nad.GetName()] {
 			continue
 		}
-		if err := a.deleteOnce(ctx, c, rm.KubevirtConfig, nadGVK.Kind, nad, &res); err != nil {
+		if err := a.deleteOnce(ctx, c, rm.KubevirtConfig, vmplan.NADGVK.Kind, nad, &res); err != nil {
 			return contract.DeleteResult{}, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 // Every error an activity returns passes through classify or one of the
@@ -90,6 +91,20 @@ func classifyClientsError(err error) (errType string, final, ok bool) {
 	return "", false, false
 }
 
+// fromPlan turns the planner's errors into application errors with the
+// planner's message as is: it already names the Machine and the field.
+func fromPlan(err error) error {
+	var spec *vmplan.SpecError
+	var wait *vmplan.WaitingError
+	switch {
+	case errors.As(err, &spec):
+		return newAppError(contract.ErrTypeInvalidSpec, true, nil, "%s", spec.Message)
+	case errors.As(err, &wait):
+		return newAppError(contract.ErrTypeWaiting, false, nil, "%s", wait.Message)
+	}
+	return err
+}
+
 // newAppError makes the application error; a cause's text joins the
 // message. The workflows report a failure's message alone (on the
 // Machine's status and its Events), so a cause kept apart, as Temporal
@@ -109,7 +124,7 @@ func newAppError(errType string, final bool, cause error, format string, args ..
 // invalidSpec is the error for a Machine spec that can never work. field is
 // the path of the offending field, e.g. "spec.disks[1].sizeGB".
 func invalidSpec(m contract.MachineRef, field, format string, args ...any) error {
-	return newAppError(contract.ErrTypeInvalidSpec, true, nil, "Machine %s/%s: %s: %s", m.Namespace, m.Name, field, fmt.Sprintf(format, args...))
+	return fromPlan(vmplan.InvalidSpec(m, field, format, args...))
 }
 
 // conflict is the error for an object we would create that already exists

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -52,4 +53,16 @@ func TestClassifiedMessagesSayWhatIsWrong(t *testing.T) {
 			require.Equal(t, tc.want, appErr.Message())
 		})
 	}
+}
+
+// requireAppError asserts err is an ApplicationError of errType with the
+// given finality.
+func requireAppError(t *testing.T, err error, errType string, final bool) *temporal.ApplicationError {
+	t.Helper()
+	require.Error(t, err)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr, "not an ApplicationError: %v", err)
+	require.Equal(t, errType, appErr.Type(), "error: %v", err)
+	require.Equal(t, final, appErr.NonRetryable(), "error: %v", err)
+	return appErr
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/machineflow/machineflow/internal/harness/testenv/simulated"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 // suite is one supervisor and two KubeVirt clusters with the simulator
@@ -190,4 +191,19 @@ func steppingClock(start time.Time, step time.Duration) func() time.Time {
 func networkNamespace(ns, name string, alloc *v1alpha1.NetworkNamespaceIPAllocation) *v1alpha1.NetworkNamespace {
 	return &v1alpha1.NetworkNamespace{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.NetworkNamespaceSpec{DatacenterIdentifier: "no-west-az1", SupervisorIdentifier: "sup", IPAllocation: alloc}}
+}
+
+// testPlan is the plan of a Machine with a boot and a data disk on the pod
+// network, as LoadMachine would make it.
+func testPlan(ref contract.MachineRef) contract.MachinePlan {
+	return contract.MachinePlan{
+		Machine: ref,
+		CPU:     contract.CPUPlan{Cores: 1, Sockets: 1, Threads: 1},
+		Memory:  "1Gi",
+		Disks: []contract.DiskPlan{
+			{Name: "root", PVCName: ref.Name, Size: "1Gi", Bus: vmplan.BusVirtio, BootOrder: 1},
+			{Name: "data", PVCName: ref.Name + "-data", Size: "1Gi", Bus: vmplan.BusSATA},
+		},
+		Network: contract.NetworkPlan{PodNetwork: true},
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 const cloudInitSecretPayload = "#cloud-config\npassword: sup3r-s3cret-pw\n"
@@ -117,7 +118,7 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, remote.List(ctx, pvcs, client.InNamespace(ns), ownedBy("vm1")))
 	require.Len(t, pvcs.Items, 2)
 	for _, p := range pvcs.Items {
-		require.Equal(t, p.Name == "vm1", p.Labels[bootPVCLabel] == bootPVCLabelValue, "boot label on %s", p.Name)
+		require.Equal(t, p.Name == "vm1", p.Labels[vmplan.BootPVCLabel] == vmplan.BootPVCLabelValue, "boot label on %s", p.Name)
 	}
 
 	var net1, net2 contract.NetworkResult
@@ -207,7 +208,7 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 func nadList(t *testing.T, c client.Client, ns string) []unstructured.Unstructured {
 	t.Helper()
 	l := &unstructured.UnstructuredList{}
-	l.SetGroupVersionKind(nadGVK.GroupVersion().WithKind("NetworkAttachmentDefinitionList"))
+	l.SetGroupVersionKind(vmplan.NADGVK.GroupVersion().WithKind("NetworkAttachmentDefinitionList"))
 	require.NoError(t, c.List(t.Context(), l, client.InNamespace(ns)))
 	return l.Items
 }
@@ -312,7 +313,7 @@ func testConflicts(t *testing.T, s *suite, cluster string) {
 	require.Equal(t, map[string]string{"app": "someone-else"}, got.Labels, "never overwritten")
 	require.Equal(t, "1Gi", got.Spec.Resources.Requests.Storage().String())
 
-	foreignNAD, err := buildNAD(ref, 7, "0.3.1")
+	foreignNAD, err := vmplan.BuildNAD(ref, 7, "0.3.1")
 	require.NoError(t, err)
 	foreignNAD.SetLabels(nil)
 	s.create(t, remote, foreignNAD)
@@ -322,8 +323,7 @@ func testConflicts(t *testing.T, s *suite, cluster string) {
 	foreignVM := &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c1"},
 		Spec: kubevirtv1.VirtualMachineSpec{Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{}}}
 	s.create(t, remote, foreignVM)
-	plan := basePlan()
-	plan.Machine = ref
+	plan := testPlan(ref)
 	err = s.run(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan,
 		Network: contract.NetworkResult{NetworkName: "default", MACAddress: "02:12:00:00:00:09"}})
 	requireAppError(t, err, contract.ErrTypeConflict, true)
@@ -515,7 +515,7 @@ func testISOURLOutOfHistory(t *testing.T, s *suite, cluster string) {
 	gone := contract.RemoteMachine{KubevirtConfig: cluster, Machine: s.machine(t, ns, "gone", isoMachine)}
 	var plan contract.MachinePlan
 	s.must(t, &plan, s.acts.LoadMachine, gone.Machine)
-	require.Equal(t, contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: isoSourceHTTP}, plan.Boot)
+	require.Equal(t, contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: vmplan.ISOSourceHTTP}, plan.Boot)
 	m := &v1alpha1.Machine{}
 	require.NoError(t, s.env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gone"}, m))
 	m.Spec.OS.ImageID = ""
@@ -571,8 +571,7 @@ func testPartialDeletion(t *testing.T, s *suite, cluster string) {
 
 	// The NAD stays while another VM uses it, and goes with the last user.
 	other := s.machine(t, ns, "user", nil)
-	otherPlan := basePlan()
-	otherPlan.Machine = other
+	otherPlan := testPlan(other)
 	var otherNet contract.NetworkResult
 	s.must(t, &otherNet, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: other, Network: contract.NetworkPlan{VLANID: 99}})
 	require.False(t, otherNet.NADCreated, "the VLAN's NAD is shared")

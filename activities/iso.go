@@ -15,6 +15,7 @@ import (
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 // isoPatchAttempts bounds the re-reads when the VM changes between our read
@@ -113,7 +114,7 @@ func (a *Activities) ejectISO(ctx context.Context, c client.Client, rm contract.
 		}
 		err = c.Patch(ctx, vm, client.RawPatch(types.JSONPatchType, body))
 		if err == nil {
-			return "ISO " + cdromDiskName + " of " + where, nil
+			return "ISO " + vmplan.CDROMDiskName + " of " + where, nil
 		}
 		// A failed test operation is Invalid: the VM changed since we read
 		// it. Read it again rather than guess at its new layout.
@@ -152,7 +153,7 @@ func isoRemoval(vm *kubevirtv1.VirtualMachine) []jsonPatchOp {
 	for _, t := range vm.Spec.DataVolumeTemplates {
 		dvts = append(dvts, t.Name)
 	}
-	remove("/spec/dataVolumeTemplates", "/metadata/name", dvts, isoName(vm.Name))
+	remove("/spec/dataVolumeTemplates", "/metadata/name", dvts, vmplan.ISOName(vm.Name))
 	if tmpl := vm.Spec.Template; tmpl != nil {
 		var disks, volumes []string
 		for _, d := range tmpl.Spec.Domain.Devices.Disks {
@@ -161,8 +162,8 @@ func isoRemoval(vm *kubevirtv1.VirtualMachine) []jsonPatchOp {
 		for _, v := range tmpl.Spec.Volumes {
 			volumes = append(volumes, v.Name)
 		}
-		remove("/spec/template/spec/domain/devices/disks", "/name", disks, cdromDiskName)
-		remove("/spec/template/spec/volumes", "/name", volumes, cdromDiskName)
+		remove("/spec/template/spec/domain/devices/disks", "/name", disks, vmplan.CDROMDiskName)
+		remove("/spec/template/spec/volumes", "/name", volumes, vmplan.CDROMDiskName)
 	}
 	return ops
 }

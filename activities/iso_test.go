@@ -22,6 +22,7 @@ import (
 	"github.com/machineflow/machineflow/clients"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 func TestISOCleanupTriggers(t *testing.T) {
@@ -41,15 +42,26 @@ func TestISOCleanupTriggers(t *testing.T) {
 	}
 }
 
+// specInput is a VM of a Machine with a boot and a data disk on the pod
+// network.
+func specInput(ref contract.MachineRef) vmplan.VMInput {
+	return vmplan.VMInput{
+		Plan:          testPlan(ref),
+		Network:       contract.NetworkResult{NetworkName: vmplan.PodNetworkName, MACAddress: "02:12:aa:bb:cc:dd"},
+		ISOSize:       resource.MustParse("1Gi"),
+		ISOAccessMode: corev1.ReadWriteOnce,
+	}
+}
+
 func TestISORemoval(t *testing.T) {
-	in := baseSpecInput()
+	in := specInput(contract.MachineRef{Namespace: "ns1", Name: "vm1"})
 	in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 	in.ImageURL = "http://images/os.iso"
-	in.CloudInit = &cloudInitData{UserData: "#cloud-config\n"}
-	vm, err := buildVirtualMachine(in)
+	in.CloudInit = &vmplan.CloudInitData{UserData: "#cloud-config\n"}
+	vm, err := vmplan.BuildVirtualMachine(in)
 	require.NoError(t, err)
 	// root, data, cdrom-iso, cloudinitdisk: the ISO is in the middle.
-	require.Equal(t, cdromDiskName, vm.Spec.Template.Spec.Domain.Devices.Disks[2].Name)
+	require.Equal(t, vmplan.CDROMDiskName, vm.Spec.Template.Spec.Domain.Devices.Disks[2].Name)
 
 	ops := isoRemoval(vm)
 	require.Equal(t, []jsonPatchOp{
@@ -61,8 +73,8 @@ func TestISORemoval(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"op":"remove","path":"/spec/dataVolumeTemplates/0"}`, string(raw), "remove carries no value")
 
-	plain := baseSpecInput()
-	vm, err = buildVirtualMachine(plain)
+	plain := specInput(contract.MachineRef{Namespace: "ns1", Name: "vm1"})
+	vm, err = vmplan.BuildVirtualMachine(plain)
 	require.NoError(t, err)
 	require.Empty(t, isoRemoval(vm), "a VM without an ISO needs no patch")
 	require.Empty(t, isoRemoval(&kubevirtv1.VirtualMachine{}), "nor does a VM without a template")
@@ -121,7 +133,7 @@ func TestCleanupISO(t *testing.T) {
 	t.Run("refused without a trigger annotation", func(t *testing.T) {
 		appErr := requireAppError(t, s.run(t, nil, s.acts.CleanupISO, rm), contract.ErrTypeInvalidSpec, true)
 		require.Contains(t, appErr.Message(), "Machine iso-cleanup/inst: metadata.annotations: neither vitistack.io/cdrom-ejected nor vitistack.io/os-installed")
-		require.Equal(t, []string{"root", cdromDiskName, cloudInitDiskName}, vmDisks(t, s, rm), "the VM is untouched")
+		require.Equal(t, []string{"root", vmplan.CDROMDiskName, vmplan.CloudInitDiskName}, vmDisks(t, s, rm), "the VM is untouched")
 	})
 
 	annotate(t, s, ref, names.OSInstalledAnnotation, "true")
@@ -202,7 +214,7 @@ func TestCleanupISO(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign"},
 			Spec: kubevirtv1.VirtualMachineSpec{RunStrategy: ptr.To(kubevirtv1.RunStrategyHalted), Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{
 				Spec: kubevirtv1.VirtualMachineInstanceSpec{Domain: kubevirtv1.DomainSpec{Devices: kubevirtv1.Devices{Disks: []kubevirtv1.Disk{
-					{Name: cdromDiskName, DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: busSATA}}}}}}}}},
+					{Name: vmplan.CDROMDiskName, DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: vmplan.BusSATA}}}}}}}}},
 		}
 		s.create(t, remote, fvm)
 		appErr := requireAppError(t, s.run(t, nil, s.acts.CleanupISO, foreign), contract.ErrTypeConflict, true)
@@ -252,7 +264,7 @@ func TestCleanupISO(t *testing.T) {
 		require.NoError(t, s.exec(t, env, &res, acts.CleanupISO, race))
 		require.Equal(t, "ISO cdrom-iso of VirtualMachine iso-cleanup/racer on "+cluster, res.Deleted[0])
 		require.Equal(t, 2, racing.patches, "the first patch failed its tests, the second was built from a fresh read")
-		require.Equal(t, []string{"hotplug", "root", cloudInitDiskName}, vmDisks(t, s, race))
+		require.Equal(t, []string{"hotplug", "root", vmplan.CloudInitDiskName}, vmDisks(t, s, race))
 	})
 
 	t.Run("a Machine that is gone needs nothing", func(t *testing.T) {
@@ -295,7 +307,7 @@ func provisionISOMachine(t *testing.T, s *suite, rm contract.RemoteMachine) {
 	var net contract.NetworkResult
 	s.must(t, &net, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: rm.KubevirtConfig, Machine: rm.Machine, Network: plan.Network})
 	s.must(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: rm.KubevirtConfig, Plan: plan, Network: net})
-	require.Equal(t, []string{"root", cdromDiskName, cloudInitDiskName}, vmDisks(t, s, rm))
+	require.Equal(t, []string{"root", vmplan.CDROMDiskName, vmplan.CloudInitDiskName}, vmDisks(t, s, rm))
 }
 
 func vmDisks(t *testing.T, s *suite, rm contract.RemoteMachine) []string {

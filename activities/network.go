@@ -3,32 +3,18 @@ package activities
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/vitistack/common/pkg/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
-)
-
-// NetworkAttachmentDefinitions are handled unstructured (see internal/scheme).
-var nadGVK = schema.GroupVersionKind{Group: "k8s.cni.cncf.io", Version: "v1", Kind: "NetworkAttachmentDefinition"}
-
-const (
-	vlanIDLabel   = "vitistack.io/vlan-id"
-	bridgeName    = "br0"
-	untaggedNAD   = "bridge-br0"
-	maxNCSpecName = 32
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 // EnsureNetwork makes sure the network the VM attaches to exists (the pod
@@ -39,17 +25,17 @@ func (a *Activities) EnsureNetwork(ctx context.Context, in contract.NetworkInput
 	if err != nil {
 		return contract.NetworkResult{}, err
 	}
-	res := contract.NetworkResult{NetworkName: podNetworkName}
+	res := contract.NetworkResult{NetworkName: vmplan.PodNetworkName}
 	if !in.Network.PodNetwork {
 		c, err := a.remote(ctx, in.KubevirtConfig)
 		if err != nil {
 			return contract.NetworkResult{}, err
 		}
-		nad, err := buildNAD(in.Machine, in.Network.VLANID, a.settings.NADCNIVersion)
+		nad, err := vmplan.BuildNAD(in.Machine, in.Network.VLANID, a.settings.NADCNIVersion)
 		if err != nil {
 			return contract.NetworkResult{}, err
 		}
-		_, created, err := ensureObject(ctx, c, in.KubevirtConfig, nadGVK.Kind, nad)
+		_, created, err := ensureObject(ctx, c, in.KubevirtConfig, vmplan.NADGVK.Kind, nad)
 		if err != nil {
 			return contract.NetworkResult{}, err
 		}
@@ -60,53 +46,6 @@ func (a *Activities) EnsureNetwork(ctx context.Context, in contract.NetworkInput
 		return contract.NetworkResult{}, err
 	}
 	return res, nil
-}
-
-// nadName is vlan<id>, or bridge-br0 for a negative id.
-func nadName(vlanID int) string {
-	if vlanID < 0 {
-		return untaggedNAD
-	}
-	return "vlan" + strconv.Itoa(vlanID)
-}
-
-type cniConfig struct {
-	CNIVersion string      `json:"cniVersion"`
-	Name       string      `json:"name"`
-	Plugins    []cniPlugin `json:"plugins"`
-}
-
-type cniPlugin struct {
-	Type   string         `json:"type"`
-	Bridge string         `json:"bridge"`
-	IPAM   map[string]any `json:"ipam"`
-	// VLAN is omitted for untagged bridges: the operator wrote "vlan":-1,
-	// which the bridge plugin rejects.
-	VLAN int `json:"vlan,omitempty"`
-}
-
-// buildNAD is the bridge NetworkAttachmentDefinition for a VLAN.
-func buildNAD(m contract.MachineRef, vlanID int, cniVersion string) (*unstructured.Unstructured, error) {
-	cfg := cniConfig{CNIVersion: cniVersion, Name: bridgeName, Plugins: []cniPlugin{{
-		Type: "bridge", Bridge: bridgeName, IPAM: map[string]any{}, VLAN: max(vlanID, 0),
-	}}}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encode NAD config: %w", err)
-	}
-	labels := names.ManagedLabels(m.Name)
-	if vlanID >= 0 {
-		labels[vlanIDLabel] = strconv.Itoa(vlanID)
-	}
-	nad := &unstructured.Unstructured{}
-	nad.SetGroupVersionKind(nadGVK)
-	nad.SetNamespace(m.Namespace)
-	nad.SetName(nadName(vlanID))
-	nad.SetLabels(labels)
-	if err := unstructured.SetNestedField(nad.Object, string(raw), "spec", "config"); err != nil {
-		return nil, fmt.Errorf("set NAD config: %w", err)
-	}
-	return nad, nil
 }
 
 // ensureNetworkConfiguration returns the MAC recorded for network in the
@@ -127,7 +66,7 @@ func (a *Activities) ensureNetworkConfiguration(ctx context.Context, machine *v1
 			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: names.ManagedLabels(key.Name)},
 			Spec: v1alpha1.NetworkConfigurationSpec{
 				NetworkNamespaceName: netns,
-				Name:                 shortNetworkConfigName(key.Name),
+				Name:                 vmplan.ShortNetworkConfigName(key.Name),
 				Description:          "Network configuration for machine " + key.Name,
 				NetworkInterfaces:    []v1alpha1.NetworkConfigurationInterface{{Name: network, MacAddress: mac}},
 			},
@@ -181,29 +120,4 @@ func (a *Activities) generateMAC() (string, error) {
 		return "", fmt.Errorf("generate MAC: %w", err)
 	}
 	return fmt.Sprintf("02:%s:%02x:%02x:%02x:%02x", strings.ToLower(a.settings.MACSet), b[0], b[1], b[2], b[3]), nil
-}
-
-var (
-	workerName       = regexp.MustCompile(`^(.+?)-worker(?:-default)?(?:-worker)?-pool-(\d+)$`)
-	controlPlaneName = regexp.MustCompile(`^(.+?)-control-plane-(\d+)$`)
-)
-
-// shortNetworkConfigName fits a Machine name into NetworkConfiguration's
-// 32-byte spec.name: <cluster>-wrk<n> for workers, <cluster>-ctp<n> for
-// control planes, else the name, truncated if need be.
-func shortNetworkConfigName(machine string) string {
-	for _, p := range []struct {
-		re    *regexp.Regexp
-		infix string
-	}{{workerName, "-wrk"}, {controlPlaneName, "-ctp"}} {
-		if m := p.re.FindStringSubmatch(machine); m != nil {
-			if short := m[1] + p.infix + m[2]; len(short) <= maxNCSpecName {
-				return short
-			}
-		}
-	}
-	if len(machine) <= maxNCSpecName {
-		return machine
-	}
-	return machine[:maxNCSpecName]
 }

@@ -9,12 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-)
 
-// IP sources for Machine status addresses (the operator's IP_SOURCE).
-const (
-	IPSourceVMI                  = "vmi"
-	IPSourceNetworkConfiguration = "networkconfiguration"
+	"github.com/machineflow/machineflow/internal/vmstatus"
 )
 
 // Settings are the operator's environment settings that shape what the
@@ -46,7 +42,7 @@ func DefaultSettings() Settings {
 		CPUModel:       "host-model",
 		PVCVolumeMode:  string(corev1.PersistentVolumeBlock),
 		PVCAccessMode:  string(corev1.ReadWriteMany),
-		IPSource:       IPSourceVMI,
+		IPSource:       vmstatus.IPSourceVMI,
 		MACSet:         "12",
 		NADCNIVersion:  "1.0.0",
 		DefaultISOSize: "8Gi",
@@ -79,9 +75,9 @@ func (s Settings) Validate() error {
 			corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod)
 	}
 	switch s.IPSource {
-	case IPSourceVMI, IPSourceNetworkConfiguration:
+	case vmstatus.IPSourceVMI, vmstatus.IPSourceNetworkConfiguration:
 	default:
-		bad("IP_SOURCE=%q: must be %s or %s", s.IPSource, IPSourceVMI, IPSourceNetworkConfiguration)
+		bad("IP_SOURCE=%q: must be %s or %s", s.IPSource, vmstatus.IPSourceVMI, vmstatus.IPSourceNetworkConfiguration)
 	}
 	if !hexOctet.MatchString(s.MACSet) {
 		bad("MAC_SET=%q: must be two hex digits", s.MACSet)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/machineflow/machineflow/internal/vmstatus"
 )
 
 func TestLoadSettingsOverlaysTheVariables(t *testing.T) {
@@ -16,7 +18,7 @@ func TestLoadSettingsOverlaysTheVariables(t *testing.T) {
 	})
 	require.NoError(t, err)
 	want := DefaultSettings()
-	want.IPSource, want.MACSet, want.StorageClassName = IPSourceNetworkConfiguration, "ab", "fast"
+	want.IPSource, want.MACSet, want.StorageClassName = vmstatus.IPSourceNetworkConfiguration, "ab", "fast"
 	assert.Equal(t, want, s)
 }
 

@@ -3,11 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/http"
-	"net/url"
 
-	"github.com/vitistack/common/pkg/v1alpha1"
 	"go.temporal.io/sdk/activity"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities/contract"
-	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 // EnsureVirtualMachine creates the Machine's VM unless it exists. An
@@ -46,11 +43,11 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in contract.Virtu
 	if err != nil {
 		return contract.VirtualMachineResult{}, err
 	}
-	imageURL, err := bootImage(machine, in.Plan.Boot)
+	imageURL, err := vmplan.BootImage(machine, in.Plan.Boot)
 	if err != nil {
-		return contract.VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, fromPlan(err)
 	}
-	spec := vmSpecInput{
+	spec := vmplan.VMInput{
 		Plan:               in.Plan,
 		Network:            in.Network,
 		CPUModel:           a.settings.CPUModel,
@@ -64,9 +61,9 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in contract.Virtu
 	if in.Plan.Boot.ISO {
 		spec.ISOSize = a.isoSize(ctx, in.Plan.Boot.ISOSourceType, imageURL)
 	}
-	vm, err := buildVirtualMachine(spec)
+	vm, err := vmplan.BuildVirtualMachine(spec)
 	if err != nil {
-		return contract.VirtualMachineResult{}, err
+		return contract.VirtualMachineResult{}, fromPlan(err)
 	}
 	_, created, err := ensureObject(ctx, c, in.KubevirtConfig, "VirtualMachine", vm)
 	if err != nil {
@@ -81,11 +78,11 @@ func (a *Activities) EnsureVirtualMachine(ctx context.Context, in contract.Virtu
 // be learned (registry sources, errors, no Content-Length).
 func (a *Activities) isoSize(ctx context.Context, sourceType, imageURL string) resource.Quantity {
 	fallback := resource.MustParse(a.settings.DefaultISOSize)
-	if sourceType == isoSourceRegistry {
+	if sourceType == vmplan.ISOSourceRegistry {
 		return fallback
 	}
 	logger := activity.GetLogger(ctx)
-	where := redactURL(imageURL)
+	where := vmplan.RedactURL(imageURL)
 	hctx, cancel := context.WithTimeout(ctx, a.settings.ISOHeadTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(hctx, http.MethodHead, imageURL, nil)
@@ -103,59 +100,5 @@ func (a *Activities) isoSize(ctx context.Context, sourceType, imageURL string) r
 		logger.Warn("ISO size unknown, using the default", "url", where, "status", resp.StatusCode, "contentLength", resp.ContentLength)
 		return fallback
 	}
-	return isoSizeFor(resp.ContentLength)
-}
-
-// bootImage is the Machine's spec.os.imageID, which the plan leaves out of
-// history. The Machine may have changed since LoadMachine planned the VM, so
-// its boot source is validated again; one that now boots differently (the
-// image removed or added, the boot-source annotations changed) is final: a
-// retry reads the same Machine, and the VM would contradict the plan the
-// workflow runs and reports. Another URL booting the same way is used as is.
-func bootImage(machine *v1alpha1.Machine, planned contract.BootPlan) (string, error) {
-	now, err := planBoot(machine)
-	if err != nil {
-		return "", err
-	}
-	if now == planned {
-		return machine.Spec.OS.ImageID, nil
-	}
-	field := "metadata.annotations[" + names.BootSourceTypeAnnotation + "]"
-	switch {
-	case now.HasImage != planned.HasImage:
-		field = "spec.os.imageID"
-	case now.ISO != planned.ISO:
-		field = "metadata.annotations[" + names.BootSourceAnnotation + "]"
-	}
-	return "", invalidSpec(refOf(machine), field, "changed since LoadMachine: the Machine now boots from %s, the plan from %s",
-		describeBoot(now), describeBoot(planned))
-}
-
-func describeBoot(b contract.BootPlan) string {
-	switch {
-	case b.ISO:
-		return "an ISO (" + b.ISOSourceType + " source)"
-	case b.HasImage:
-		return "an image without ISO boot"
-	default:
-		return "its disks and PXE (no image)"
-	}
-}
-
-// isoSizeFor is bytes ×1.1 rounded up to whole Gi (at least 1Gi).
-func isoSizeFor(bytes int64) resource.Quantity {
-	const gi = 1 << 30
-	withSlack := int64(math.Ceil(float64(bytes) * 1.1))
-	gis := max((withSlack+gi-1)/gi, 1)
-	return *resource.NewQuantity(gis*gi, resource.BinarySI)
-}
-
-// redactURL hides a password in a URL before it is logged or quoted in an
-// error.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	return u.Redacted()
+	return vmplan.ISOSize(resp.ContentLength)
 }

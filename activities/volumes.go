@@ -16,6 +16,7 @@ import (
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
+	"github.com/machineflow/machineflow/internal/vmplan"
 )
 
 // Annotations that mark a cluster's default StorageClass (the beta one is
@@ -73,7 +74,7 @@ func (a *Activities) EnsureVolumes(ctx context.Context, in contract.VolumesInput
 		} else if err != nil && !apierrors.IsNotFound(err) {
 			return contract.VolumesResult{}, classify(err, fmt.Sprintf("get PVC %s on %s", objectName(key.Namespace, key.Name), in.KubevirtConfig))
 		}
-		pvc := buildPVC(in.Machine, d, size, class, a.settings.PVCVolumeMode, accessMode)
+		pvc := vmplan.BuildPVC(in.Machine, d, size, class, a.settings.PVCVolumeMode, accessMode)
 		obj, created, err := ensureObject(ctx, c, in.KubevirtConfig, "PersistentVolumeClaim", pvc)
 		if err != nil {
 			return contract.VolumesResult{}, err
@@ -84,29 +85,6 @@ func (a *Activities) EnsureVolumes(ctx context.Context, in contract.VolumesInput
 		res.Volumes = append(res.Volumes, volumeStatus(obj.(*corev1.PersistentVolumeClaim)))
 	}
 	return res, nil
-}
-
-func buildPVC(m contract.MachineRef, d contract.DiskPlan, size resource.Quantity, class, volumeMode, accessMode string) *corev1.PersistentVolumeClaim {
-	labels := names.ManagedLabels(m.Name)
-	if d.BootOrder == 1 {
-		labels[bootPVCLabel] = bootPVCLabelValue
-	}
-	mode := corev1.PersistentVolumeMode(volumeMode)
-	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: d.PVCName, Labels: labels},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			VolumeMode:  &mode,
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.PersistentVolumeAccessMode(accessMode)},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
-		},
-	}
-	// class is only empty when the claim existed a moment ago; should it
-	// vanish before ensureObject recreates it, the API server's default
-	// StorageClass admission fills the class in.
-	if class != "" {
-		pvc.Spec.StorageClassName = &class
-	}
-	return pvc
 }
 
 func volumeStatus(pvc *corev1.PersistentVolumeClaim) contract.VolumeStatus {

@@ -35,17 +35,3 @@ func TestProfileAccessMode(t *testing.T) {
 		})
 	}
 }
-
-func TestISOSizeFor(t *testing.T) {
-	const gi = 1 << 30
-	for bytes, want := range map[int64]string{
-		1:            "1Gi",
-		900 << 20:    "1Gi",
-		gi:           "2Gi", // 1.1 Gi rounds up
-		3 * gi:       "4Gi",
-		5*gi + 1<<20: "6Gi",
-		10 * gi:      "11Gi",
-	} {
-		require.Equal(t, want, ptr.To(isoSizeFor(bytes)).String(), "%d bytes", bytes)
-	}
-}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities/contract"
+	"github.com/machineflow/machineflow/internal/vmstatus"
 )
 
 // WaitProgress is the heartbeat of WaitForVirtualMachine: what it last saw,
@@ -101,7 +102,7 @@ func (a *Activities) pollVM(ctx context.Context, c client.Client, rm contract.Re
 	case !apierrors.IsNotFound(err):
 		return contract.VMObservation{}, false, classify(err, "get VirtualMachineInstance "+where)
 	}
-	if reason, message, failed := bootFailure(vm, vmi); failed {
+	if reason, message, failed := vmstatus.BootFailure(vm, vmi); failed {
 		return contract.VMObservation{}, false, bootFailed(rm.Machine, reason, message)
 	}
 	obs, err := a.observation(ctx, vm, vmi, rm.Machine)
@@ -117,7 +118,7 @@ func (a *Activities) pollVM(ctx context.Context, c client.Client, rm contract.Re
 // NetworkConfiguration falls back to the VMI's addresses, as the operator did.
 func (a *Activities) observation(ctx context.Context, vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance, m contract.MachineRef) (contract.VMObservation, error) {
 	var ncStatus []v1alpha1.NetworkConfigurationInterface
-	if a.settings.IPSource == IPSourceNetworkConfiguration && vmi != nil {
+	if a.settings.IPSource == vmstatus.IPSourceNetworkConfiguration && vmi != nil {
 		nc := &v1alpha1.NetworkConfiguration{}
 		err := a.supervisor.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: m.Name}, nc)
 		switch {
@@ -129,5 +130,5 @@ func (a *Activities) observation(ctx context.Context, vm *kubevirtv1.VirtualMach
 			activity.GetLogger(ctx).Warn("NetworkConfiguration unreadable, using VMI addresses", "machine", objectName(m.Namespace, m.Name), "error", err)
 		}
 	}
-	return observe(vm, vmi, a.settings.IPSource, ncStatus), nil
+	return vmstatus.Observe(vm, vmi, a.settings.IPSource, ncStatus), nil
 }

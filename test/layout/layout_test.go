@@ -58,3 +58,21 @@ func TestWorkflowsLinkNoKubernetesClient(t *testing.T) {
 		}
 	}
 }
+
+// The planners and the status mapping are pure: everything they need is
+// passed in. controller-runtime's scheme builder is the one part of it they
+// link, through vitistack's API types; it does no I/O.
+func TestPlannersLinkNoClient(t *testing.T) {
+	for _, pkg := range []string{"internal/vmplan", "internal/vmstatus"} {
+		linked := deps(t, pkg)
+		if len(linked) == 0 {
+			t.Fatalf("go list -deps %s listed nothing", pkg)
+		}
+		for _, p := range linked {
+			if strings.HasPrefix(p, "k8s.io/client-go/") || strings.HasPrefix(p, "go.temporal.io/") ||
+				(strings.HasPrefix(p, "sigs.k8s.io/controller-runtime") && p != "sigs.k8s.io/controller-runtime/pkg/scheme") {
+				t.Errorf("%s links %s: planners take what they need as arguments", pkg, p)
+			}
+		}
+	}
+}

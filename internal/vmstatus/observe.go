@@ -1,4 +1,4 @@
-package activities
+package vmstatus
 
 import (
 	"fmt"
@@ -9,6 +9,12 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	"github.com/machineflow/machineflow/activities/contract"
+)
+
+// IP sources for Machine status addresses (the IP_SOURCE setting).
+const (
+	IPSourceVMI                  = "vmi"
+	IPSourceNetworkConfiguration = "networkconfiguration"
 )
 
 // failedPrintableStatuses are the VM printableStatus values that mean the VM
@@ -23,13 +29,13 @@ var failedPrintableStatuses = map[kubevirtv1.VirtualMachinePrintableStatus]strin
 	kubevirtv1.VirtualMachineStatusUnschedulable:    "Unschedulable",
 }
 
-// observe maps a VM and its VMI (nil when there is none) to vitistack's
+// Observe maps a VM and its VMI (nil when there is none) to vitistack's
 // vocabulary. ipSource is Settings.IPSource; ncStatus is the Machine's
 // NetworkConfiguration status interfaces, nil when unavailable (then the
 // networkconfiguration source falls back to the VMI, as in the operator).
-func observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance, ipSource string, ncStatus []v1alpha1.NetworkConfigurationInterface) contract.VMObservation {
+func Observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance, ipSource string, ncStatus []v1alpha1.NetworkConfigurationInterface) contract.VMObservation {
 	obs := contract.VMObservation{}
-	obs.Phase, obs.State = vmPhase(vm, vmi)
+	obs.Phase, obs.State = Phase(vm, vmi)
 	if vmi == nil {
 		return obs
 	}
@@ -84,11 +90,11 @@ func observe(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstan
 	return obs
 }
 
-// vmPhase is the operator's mapping, with vitistack phases where it used
+// Phase is the operator's mapping, with vitistack phases where it used
 // the off-spec "Succeeded": a running VMI is Running; otherwise the state is
 // the VM's printableStatus and the phase follows from it (a Failed VMI is
 // restarted by KubeVirt, so its phase alone decides nothing).
-func vmPhase(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance) (phase, state string) {
+func Phase(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance) (phase, state string) {
 	if vmi != nil && vmi.Status.Phase == kubevirtv1.Running {
 		return v1alpha1.MachinePhaseRunning, string(kubevirtv1.VirtualMachineStatusRunning)
 	}
@@ -113,11 +119,11 @@ func vmPhase(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstan
 	return v1alpha1.MachinePhasePending, state
 }
 
-// bootFailure says whether a VM has reached a state it cannot boot from,
+// BootFailure says whether a VM has reached a state it cannot boot from,
 // with a reason (ErrImagePull, Unschedulable, ...) and the detail KubeVirt
 // gives. A Failed VMI alone is not final: under runStrategy Always KubeVirt
 // replaces it, and only repeated failures become CrashLoopBackOff.
-func bootFailure(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance) (reason, message string, failed bool) {
+func BootFailure(vm *kubevirtv1.VirtualMachine, vmi *kubevirtv1.VirtualMachineInstance) (reason, message string, failed bool) {
 	if vm != nil {
 		if r, ok := failedPrintableStatuses[vm.Status.PrintableStatus]; ok {
 			return r, vmConditionMessage(vm), true

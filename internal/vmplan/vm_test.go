@@ -1,10 +1,9 @@
-package activities
+package vmplan
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -26,8 +25,8 @@ func basePlan() contract.MachinePlan {
 	}
 }
 
-func baseSpecInput() vmSpecInput {
-	return vmSpecInput{
+func baseSpecInput() VMInput {
+	return VMInput{
 		Plan:          basePlan(),
 		Network:       contract.NetworkResult{NetworkName: "default", MACAddress: "02:12:aa:bb:cc:dd"},
 		CPUModel:      "host-model",
@@ -41,7 +40,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 	domain := func(vm *kubevirtv1.VirtualMachine) *kubevirtv1.DomainSpec { return &vm.Spec.Template.Spec.Domain }
 	tests := []struct {
 		name   string
-		mutate func(in *vmSpecInput)
+		mutate func(in *VMInput)
 		check  check
 	}{
 		{"runStrategy Always", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
@@ -52,7 +51,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, "vm1", vm.Name)
 			require.Empty(t, vm.OwnerReferences)
 		}},
-		{"CPU model from CPU_MODEL and cores/sockets/threads from the plan", func(in *vmSpecInput) { in.CPUModel = "host-passthrough" },
+		{"CPU model from CPU_MODEL and cores/sockets/threads from the plan", func(in *VMInput) { in.CPUModel = "host-passthrough" },
 			func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 				require.Equal(t, kubevirtv1.CPU{Model: "host-passthrough", Cores: 4, Sockets: 2, Threads: 1}, *domain(vm).CPU)
 			}},
@@ -76,7 +75,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, []kubevirtv1.Network{{Name: "default", NetworkSource: kubevirtv1.NetworkSource{Pod: &kubevirtv1.PodNetwork{}}}},
 				vm.Spec.Template.Spec.Networks)
 		}},
-		{"bridge NIC on the multus network of a VLAN NAD", func(in *vmSpecInput) {
+		{"bridge NIC on the multus network of a VLAN NAD", func(in *VMInput) {
 			in.Network = contract.NetworkResult{NetworkName: "vlan42", NADName: "vlan42", MACAddress: "02:12:00:00:00:01"}
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			require.Equal(t, "vlan42", domain(vm).Devices.Interfaces[0].Name)
@@ -86,7 +85,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 		{"PXE boot order 2 when no imageID", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			require.Equal(t, uint(2), *domain(vm).Devices.Interfaces[0].BootOrder)
 		}},
-		{"no PXE boot order with an imageID", func(in *vmSpecInput) {
+		{"no PXE boot order with an imageID", func(in *VMInput) {
 			in.Plan.Boot = contract.BootPlan{HasImage: true}
 			in.ImageURL = "http://img/os.iso"
 		},
@@ -106,7 +105,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, "vm1", vols[0].PersistentVolumeClaim.ClaimName)
 			require.Equal(t, "vm1-data", vols[1].PersistentVolumeClaim.ClaimName)
 		}},
-		{"ISO boot via DataVolumeTemplate <vm>-iso and cdrom-iso on sata with boot order 2", func(in *vmSpecInput) {
+		{"ISO boot via DataVolumeTemplate <vm>-iso and cdrom-iso on sata with boot order 2", func(in *VMInput) {
 			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 			in.ImageURL = "http://img/os.iso"
 			in.ISOSize = resource.MustParse("3Gi")
@@ -127,7 +126,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			vols := vm.Spec.Template.Spec.Volumes
 			require.Equal(t, "vm1-iso", vols[len(vols)-1].DataVolume.Name)
 		}},
-		{"ISO from a registry source", func(in *vmSpecInput) {
+		{"ISO from a registry source", func(in *VMInput) {
 			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "registry"}
 			in.ImageURL = "docker://quay.io/os:1"
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
@@ -135,8 +134,8 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Nil(t, src.HTTP)
 			require.Equal(t, "docker://quay.io/os:1", *src.Registry.URL)
 		}},
-		{"NoCloud cloud-init on disk cloudinitdisk", func(in *vmSpecInput) {
-			in.CloudInit = &cloudInitData{UserData: "#cloud-config\nusers: []\n", NetworkData: "version: 1\n"}
+		{"NoCloud cloud-init on disk cloudinitdisk", func(in *VMInput) {
+			in.CloudInit = &CloudInitData{UserData: "#cloud-config\nusers: []\n", NetworkData: "version: 1\n"}
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			disks := domain(vm).Devices.Disks
 			require.Equal(t, "cloudinitdisk", disks[len(disks)-1].Name)
@@ -154,7 +153,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Equal(t, names.ManagedLabels("vm1"), vm.Labels)
 			require.Equal(t, names.ManagedLabels("vm1"), vm.Spec.Template.ObjectMeta.Labels)
 		}},
-		{"only Machine annotations with the VM prefix are copied", func(in *vmSpecInput) {
+		{"only Machine annotations with the VM prefix are copied", func(in *VMInput) {
 			in.MachineAnnotations = map[string]string{
 				names.VMAnnotationPrefix + "fail": "ErrImagePull",
 				names.PlacementAnnotation:         "c1",
@@ -170,7 +169,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(&in)
 			}
-			vm, err := buildVirtualMachine(in)
+			vm, err := BuildVirtualMachine(in)
 			require.NoError(t, err)
 			tc.check(t, vm)
 		})
@@ -178,42 +177,38 @@ func TestBuildVirtualMachine(t *testing.T) {
 }
 
 func TestBuildVirtualMachineRejectsBadPlans(t *testing.T) {
-	for name, mutate := range map[string]func(in *vmSpecInput){
-		"memory not a quantity": func(in *vmSpecInput) { in.Plan.Memory = "lots" },
-		"no MAC":                func(in *vmSpecInput) { in.Network.MACAddress = "" },
-		"disk without PVC":      func(in *vmSpecInput) { in.Plan.Disks[1].PVCName = "" },
-		"unknown ISO source": func(in *vmSpecInput) {
+	for name, mutate := range map[string]func(in *VMInput){
+		"memory not a quantity": func(in *VMInput) { in.Plan.Memory = "lots" },
+		"no MAC":                func(in *VMInput) { in.Network.MACAddress = "" },
+		"disk without PVC":      func(in *VMInput) { in.Plan.Disks[1].PVCName = "" },
+		"unknown ISO source": func(in *VMInput) {
 			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "ftp"}
 			in.ImageURL = "ftp://x"
 		},
-		"ISO plan without an image URL": func(in *vmSpecInput) {
+		"ISO plan without an image URL": func(in *VMInput) {
 			in.Plan.Boot = contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := baseSpecInput()
 			mutate(&in)
-			_, err := buildVirtualMachine(in)
-			requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
+			_, err := BuildVirtualMachine(in)
+			requireSpecError(t, err)
 		})
 	}
 }
 
 func TestCloudInitDataNeverFormatsItsPayload(t *testing.T) {
-	d := cloudInitData{UserData: "password: hunter2"}
+	d := CloudInitData{UserData: "password: hunter2"}
 	for _, s := range []string{d.String(), d.GoString()} {
 		require.NotContains(t, s, "hunter2")
 	}
 }
 
-// requireAppError asserts err is an ApplicationError of errType with the
-// given finality.
-func requireAppError(t *testing.T, err error, errType string, final bool) *temporal.ApplicationError {
+// requireSpecError asserts err is a SpecError, the planner's final refusal.
+func requireSpecError(t *testing.T, err error) *SpecError {
 	t.Helper()
-	require.Error(t, err)
-	var appErr *temporal.ApplicationError
-	require.ErrorAs(t, err, &appErr, "not an ApplicationError: %v", err)
-	require.Equal(t, errType, appErr.Type(), "error: %v", err)
-	require.Equal(t, final, appErr.NonRetryable(), "error: %v", err)
-	return appErr
+	var specErr *SpecError
+	require.ErrorAs(t, err, &specErr, "not a SpecError: %v", err)
+	return specErr
 }

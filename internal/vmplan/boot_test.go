@@ -1,4 +1,4 @@
-package activities
+package vmplan
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/vitistack/common/pkg/v1alpha1"
+	"k8s.io/utils/ptr"
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/internal/names"
@@ -23,7 +24,7 @@ func isoMachine(imageID string) *v1alpha1.Machine {
 }
 
 func TestBootPlanKeepsTheImageURLOutOfItsJSON(t *testing.T) {
-	plan, err := planMachine(isoMachine(credentialedISO), nil, nil)
+	plan, err := Plan(isoMachine(credentialedISO), nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}, plan.Boot)
 	raw, err := json.Marshal(plan)
@@ -36,16 +37,16 @@ func TestBootPlanKeepsTheImageURLOutOfItsJSON(t *testing.T) {
 func TestBootImage(t *testing.T) {
 	isoPlan := contract.BootPlan{HasImage: true, ISO: true, ISOSourceType: "http"}
 	t.Run("the Machine's URL when it still boots as planned", func(t *testing.T) {
-		url, err := bootImage(isoMachine(credentialedISO), isoPlan)
+		url, err := BootImage(isoMachine(credentialedISO), isoPlan)
 		require.NoError(t, err)
 		require.Equal(t, credentialedISO, url)
 
-		url, err = bootImage(testMachine(), contract.BootPlan{})
+		url, err = BootImage(testMachine(), contract.BootPlan{})
 		require.NoError(t, err)
 		require.Empty(t, url, "PXE boot has no image")
 	})
 	t.Run("another URL booting the same way is used", func(t *testing.T) {
-		url, err := bootImage(isoMachine("http://mirror.example/os-2.iso"), isoPlan)
+		url, err := BootImage(isoMachine("http://mirror.example/os-2.iso"), isoPlan)
 		require.NoError(t, err)
 		require.Equal(t, "http://mirror.example/os-2.iso", url)
 	})
@@ -75,11 +76,25 @@ func TestBootImage(t *testing.T) {
 			`spec.os.imageID: "ftp://user:xxxxx@img.example/os.iso" is not an http(s) URL`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			url, err := bootImage(tc.machine, tc.plan)
+			url, err := BootImage(tc.machine, tc.plan)
 			require.Empty(t, url)
-			appErr := requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
-			require.Equal(t, "Machine ns1/vm1: "+tc.message, appErr.Message())
-			require.NotContains(t, appErr.Error(), "s3cret")
+			specErr := requireSpecError(t, err)
+			require.Equal(t, "Machine ns1/vm1: "+tc.message, specErr.Message)
+			require.NotContains(t, specErr.Error(), "s3cret")
 		})
+	}
+}
+
+func TestISOSizeFor(t *testing.T) {
+	const gi = 1 << 30
+	for bytes, want := range map[int64]string{
+		1:            "1Gi",
+		900 << 20:    "1Gi",
+		gi:           "2Gi", // 1.1 Gi rounds up
+		3 * gi:       "4Gi",
+		5*gi + 1<<20: "6Gi",
+		10 * gi:      "11Gi",
+	} {
+		require.Equal(t, want, ptr.To(ISOSize(bytes)).String(), "%d bytes", bytes)
 	}
 }

@@ -1,4 +1,4 @@
-package activities
+package vmplan
 
 import (
 	"encoding/json"
@@ -101,36 +101,36 @@ func FuzzBuildVirtualMachine(f *testing.F) {
 			}
 		}
 
-		plan, err := planMachine(machine, class, netns)
+		plan, err := Plan(machine, class, netns)
 		if err != nil {
 			requireClearRefusal(t, err, machine, userDataBase64, urlPassword(imageID))
 			return
 		}
 		requirePlanSurvivesHistory(t, plan)
-		image, err := bootImage(machine, plan.Boot)
+		image, err := BootImage(machine, plan.Boot)
 		require.NoError(t, err, "the Machine boots as planned")
 
-		in := vmSpecInput{
+		in := VMInput{
 			Plan:               plan,
-			Network:            contract.NetworkResult{NetworkName: podNetworkName, MACAddress: "02:12:00:00:00:01"},
+			Network:            contract.NetworkResult{NetworkName: PodNetworkName, MACAddress: "02:12:00:00:00:01"},
 			CPUModel:           "host-model",
 			ImageURL:           image,
-			ISOSize:            isoSizeFor(1),
+			ISOSize:            ISOSize(1),
 			ISOAccessMode:      corev1.ReadWriteOnce,
 			MachineAnnotations: machine.Annotations,
 		}
 		objects := map[string]metav1.Object{}
 		if !plan.Network.PodNetwork {
-			nad, err := buildNAD(plan.Machine, plan.Network.VLANID, "0.3.1")
+			nad, err := BuildNAD(plan.Machine, plan.Network.VLANID, "0.3.1")
 			require.NoError(t, err)
 			requireVLAN(t, nad.Object)
 			objects["NetworkAttachmentDefinition"] = nad
 			in.Network.NetworkName, in.Network.NADName = nad.GetName(), nad.GetName()
 		}
 		if plan.CloudInit {
-			in.CloudInit = &cloudInitData{UserData: noopUserData}
+			in.CloudInit = &CloudInitData{UserData: NoopUserData}
 		}
-		vm, err := buildVirtualMachine(in)
+		vm, err := BuildVirtualMachine(in)
 		require.NoError(t, err, "a plan LoadMachine accepted must build")
 		objects["VirtualMachine"] = vm
 		requireDomain(t, vm, plan)
@@ -142,7 +142,7 @@ func FuzzBuildVirtualMachine(f *testing.F) {
 			require.NoError(t, err, "disk %d size %q", i, d.Size)
 			require.Positive(t, size.Sign(), "disk %d size %q", i, d.Size)
 			require.LessOrEqual(t, size.Value(), int64(maxDiskSizeGB)<<30, "disk %d size %q", i, d.Size)
-			objects[fmt.Sprintf("PersistentVolumeClaim %d", i)] = buildPVC(plan.Machine, d, size, "standard", "Block", "ReadWriteOnce")
+			objects[fmt.Sprintf("PersistentVolumeClaim %d", i)] = BuildPVC(plan.Machine, d, size, "standard", "Block", "ReadWriteOnce")
 		}
 		for kind, obj := range objects {
 			requireStorableMeta(t, kind, obj)
@@ -164,8 +164,8 @@ func storable(m *v1alpha1.Machine) bool {
 // cloud-init payload nor the image URL's password.
 func requireClearRefusal(t *testing.T, err error, m *v1alpha1.Machine, secrets ...string) {
 	t.Helper()
-	appErr := requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
-	msg := appErr.Message()
+	specErr := requireSpecError(t, err)
+	msg := specErr.Message
 	prefix := fmt.Sprintf("Machine %s/%s: ", m.Namespace, m.Name)
 	require.True(t, strings.HasPrefix(msg, prefix), "message does not lead with the Machine: %q", msg)
 	rest := strings.TrimPrefix(msg, prefix)

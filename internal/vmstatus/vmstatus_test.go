@@ -1,4 +1,4 @@
-package activities
+package vmstatus
 
 import (
 	"testing"
@@ -56,7 +56,7 @@ func TestVMPhase(t *testing.T) {
 			name += "/vmi-" + string(tc.vmi.Status.Phase)
 		}
 		t.Run(name, func(t *testing.T) {
-			phase, state := vmPhase(vmWith(tc.printable), tc.vmi)
+			phase, state := Phase(vmWith(tc.printable), tc.vmi)
 			require.Equal(t, tc.phase, phase)
 			if tc.vmi != nil && tc.vmi.Status.Phase == kubevirtv1.Running {
 				require.Equal(t, "Running", state)
@@ -93,7 +93,7 @@ func TestBootFailure(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			reason, message, failed := bootFailure(tc.vm, tc.vmi)
+			reason, message, failed := BootFailure(tc.vm, tc.vmi)
 			require.True(t, failed)
 			require.Equal(t, tc.reason, reason)
 			require.Equal(t, tc.message, message)
@@ -102,10 +102,10 @@ func TestBootFailure(t *testing.T) {
 	for _, healthy := range []kubevirtv1.VirtualMachinePrintableStatus{
 		kubevirtv1.VirtualMachineStatusProvisioning, kubevirtv1.VirtualMachineStatusStarting, kubevirtv1.VirtualMachineStatusRunning,
 	} {
-		_, _, failed := bootFailure(vmWith(healthy), vmiIn(kubevirtv1.Scheduling))
+		_, _, failed := BootFailure(vmWith(healthy), vmiIn(kubevirtv1.Scheduling))
 		require.False(t, failed, "%s is not a failure", healthy)
 	}
-	_, _, failed := bootFailure(vmWith(kubevirtv1.VirtualMachineStatusStarting), vmiIn(kubevirtv1.Failed))
+	_, _, failed := BootFailure(vmWith(kubevirtv1.VirtualMachineStatusStarting), vmiIn(kubevirtv1.Failed))
 	require.False(t, failed, "a Failed VMI is restarted under runStrategy Always; CrashLoopBackOff decides")
 }
 
@@ -129,7 +129,7 @@ func runningVMI() *kubevirtv1.VirtualMachineInstance {
 
 func TestObserve(t *testing.T) {
 	t.Run("IP_SOURCE vmi: named interfaces are public, unnamed private", func(t *testing.T) {
-		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
+		obs := Observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
 		require.Equal(t, "Running", obs.Phase)
 		require.Equal(t, []string{"10.0.0.5", "192.168.1.9", "10.9.9.9"}, obs.IPAddresses)
 		require.Equal(t, []string{"fd00::5"}, obs.IPv6Addresses)
@@ -138,27 +138,27 @@ func TestObserve(t *testing.T) {
 		require.True(t, obs.HasAddress())
 	})
 	t.Run("interfaces without a MAC are not listed", func(t *testing.T) {
-		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
+		obs := Observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
 		require.Equal(t, []contract.InterfaceStatus{
 			{Name: "default", MACAddress: "02:12:00:00:00:01", IPAddresses: []string{"10.0.0.5"}, IPv6Addresses: []string{"fd00::5"}, State: "up", Type: "domain"},
 			{MACAddress: "02:12:00:00:00:02", IPAddresses: []string{"192.168.1.9"}},
 		}, obs.Interfaces)
 	})
 	t.Run("disks from PVC-backed volume status only", func(t *testing.T) {
-		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
+		obs := Observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
 		require.Equal(t, []contract.DiskStatus{{Name: "root", Device: "/dev/vda", PVCName: "vm1", VolumeMode: "Block", Size: 10 << 30, AccessModes: []string{"ReadWriteMany"}}}, obs.Disks)
 	})
 	t.Run("IP_SOURCE networkconfiguration: public from its status", func(t *testing.T) {
 		nc := []v1alpha1.NetworkConfigurationInterface{{MacAddress: "02:12:00:00:00:01", IPv4Addresses: []string{"172.16.0.4"}, IPv6Addresses: []string{"fd01::4"}}}
-		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceNetworkConfiguration, nc)
+		obs := Observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceNetworkConfiguration, nc)
 		require.Equal(t, []string{"172.16.0.4", "fd01::4"}, obs.PublicIPAddresses)
 	})
 	t.Run("IP_SOURCE networkconfiguration falls back to the VMI when unavailable", func(t *testing.T) {
-		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceNetworkConfiguration, nil)
+		obs := Observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceNetworkConfiguration, nil)
 		require.Equal(t, []string{"10.0.0.5", "fd00::5", "10.9.9.9"}, obs.PublicIPAddresses)
 	})
 	t.Run("no VMI: phase and state only", func(t *testing.T) {
-		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusProvisioning), nil, IPSourceVMI, nil)
+		obs := Observe(vmWith(kubevirtv1.VirtualMachineStatusProvisioning), nil, IPSourceVMI, nil)
 		require.Equal(t, contract.VMObservation{Phase: "Pending", State: "Provisioning"}, obs)
 		require.False(t, obs.HasAddress())
 	})
@@ -172,8 +172,8 @@ func TestMergeStatus(t *testing.T) {
 		return &contract.Condition{Type: v1alpha1.MachineConditionReady, Status: status, Reason: "Booted"}
 	}
 
-	t.Run("first write sets phase, provider, providerID, condition and lastUpdated", func(t *testing.T) {
-		got, changed := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: "Creating", KubevirtConfig: "c1", Condition: ready("False")}, t0)
+	t.Run("first write sets phase, provider, ProviderID, condition and lastUpdated", func(t *testing.T) {
+		got, changed := Merge(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: "Creating", KubevirtConfig: "c1", Condition: ready("False")}, t0)
 		require.True(t, changed)
 		require.Equal(t, "Creating", got.Phase)
 		require.Equal(t, v1alpha1.MachineProviderType("kubevirt"), got.Provider)
@@ -184,20 +184,20 @@ func TestMergeStatus(t *testing.T) {
 	})
 	t.Run("the same update again changes nothing, lastUpdated included", func(t *testing.T) {
 		upd := contract.StatusUpdate{Machine: ref, Phase: "Creating", KubevirtConfig: "c1", Condition: ready("False")}
-		first, _ := mergeStatus(v1alpha1.MachineStatus{}, upd, t0)
-		second, changed := mergeStatus(first, upd, t1)
+		first, _ := Merge(v1alpha1.MachineStatus{}, upd, t0)
+		second, changed := Merge(first, upd, t1)
 		require.False(t, changed)
 		require.Equal(t, first, second)
 	})
 	t.Run("lastTransitionTime moves only when the condition's status does", func(t *testing.T) {
-		s, _ := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Condition: ready("False")}, t0)
+		s, _ := Merge(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Condition: ready("False")}, t0)
 		msg := ready("False")
 		msg.Message = "still booting"
-		s, changed := mergeStatus(s, contract.StatusUpdate{Machine: ref, Condition: msg}, t1)
+		s, changed := Merge(s, contract.StatusUpdate{Machine: ref, Condition: msg}, t1)
 		require.True(t, changed)
 		require.Equal(t, t0, s.Conditions[0].LastTransitionTime.Time)
 		require.Equal(t, "still booting", s.Conditions[0].Message)
-		s, _ = mergeStatus(s, contract.StatusUpdate{Machine: ref, Condition: ready("True")}, t1)
+		s, _ = Merge(s, contract.StatusUpdate{Machine: ref, Condition: ready("True")}, t1)
 		require.Equal(t, t1, s.Conditions[0].LastTransitionTime.Time)
 	})
 	t.Run("conditions are de-duplicated by type, the last one wins", func(t *testing.T) {
@@ -206,23 +206,23 @@ func TestMergeStatus(t *testing.T) {
 			{Type: "Ready", Status: "False"},
 			{Type: "Unknown", Status: "False", Reason: "b"},
 		}}
-		got, changed := mergeStatus(cur, contract.StatusUpdate{Machine: ref}, t0)
+		got, changed := Merge(cur, contract.StatusUpdate{Machine: ref}, t0)
 		require.True(t, changed)
 		require.Equal(t, []v1alpha1.MachineCondition{{Type: "Unknown", Status: "False", Reason: "b"}, {Type: "Ready", Status: "False"}}, got.Conditions)
 	})
 	t.Run("failure set, then cleared on recovery", func(t *testing.T) {
-		failed, changed := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: "Failed", Failure: &contract.Failure{Reason: "VMBootFailed", Message: "ErrImagePull"}}, t0)
+		failed, changed := Merge(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: "Failed", Failure: &contract.Failure{Reason: "VMBootFailed", Message: "ErrImagePull"}}, t0)
 		require.True(t, changed)
 		require.Equal(t, "VMBootFailed", *failed.FailureReason)
 		require.Equal(t, "ErrImagePull", *failed.FailureMessage)
-		recovered, changed := mergeStatus(failed, contract.StatusUpdate{Machine: ref, Phase: "Running"}, t1)
+		recovered, changed := Merge(failed, contract.StatusUpdate{Machine: ref, Phase: "Running"}, t1)
 		require.True(t, changed)
 		require.Nil(t, recovered.FailureReason)
 		require.Nil(t, recovered.FailureMessage)
 	})
 	t.Run("observation refreshes state, addresses, interfaces and disks", func(t *testing.T) {
-		obs := observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
-		got, changed := mergeStatus(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: obs.Phase, Observation: &obs}, t0)
+		obs := Observe(vmWith(kubevirtv1.VirtualMachineStatusRunning), runningVMI(), IPSourceVMI, nil)
+		got, changed := Merge(v1alpha1.MachineStatus{}, contract.StatusUpdate{Machine: ref, Phase: obs.Phase, Observation: &obs}, t0)
 		require.True(t, changed)
 		require.Equal(t, "Running", got.State)
 		require.Equal(t, obs.IPAddresses, got.IPAddresses)
@@ -234,7 +234,7 @@ func TestMergeStatus(t *testing.T) {
 	})
 	t.Run("untouched fields stay", func(t *testing.T) {
 		cur := v1alpha1.MachineStatus{Hostname: "h1", LastUpdated: metav1.NewTime(t0)}
-		got, _ := mergeStatus(cur, contract.StatusUpdate{Machine: ref, Phase: "Running"}, t1)
+		got, _ := Merge(cur, contract.StatusUpdate{Machine: ref, Phase: "Running"}, t1)
 		require.Equal(t, "h1", got.Hostname)
 	})
 }

@@ -1,4 +1,4 @@
-package activities
+package vmplan
 
 import (
 	"strings"
@@ -125,7 +125,7 @@ func TestPlanMachine(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(m)
 			}
-			p, err := planMachine(m, tc.class, tc.netns)
+			p, err := Plan(m, tc.class, tc.netns)
 			require.NoError(t, err)
 			tc.check(t, p)
 		})
@@ -209,9 +209,9 @@ func TestPlanMachineRejectsInvalidSpecs(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(m)
 			}
-			_, err := planMachine(m, tc.class, tc.netns)
-			appErr := requireAppError(t, err, contract.ErrTypeInvalidSpec, true)
-			require.Contains(t, appErr.Message(), "Machine ns1/"+m.Name+": "+tc.message)
+			_, err := Plan(m, tc.class, tc.netns)
+			specErr := requireSpecError(t, err)
+			require.Contains(t, specErr.Message, "Machine ns1/"+m.Name+": "+tc.message)
 		})
 	}
 }

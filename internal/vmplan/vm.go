@@ -1,4 +1,4 @@
-package activities
+package vmplan
 
 import (
 	"fmt"
@@ -19,9 +19,9 @@ import (
 // Names inside the VM spec, kept from the operator so existing tooling that
 // looks for them (ISO cleanup, dashboards) keeps working.
 const (
-	cloudInitDiskName = "cloudinitdisk"
-	cdromDiskName     = "cdrom-iso"
-	podNetworkName    = "default"
+	CloudInitDiskName = "cloudinitdisk"
+	CDROMDiskName     = "cdrom-iso"
+	PodNetworkName    = "default"
 	isoSuffix         = "-iso"
 	pxeBootOrder      = uint(2)
 	isoBootOrder      = uint(2)
@@ -29,21 +29,21 @@ const (
 
 // Bus types of MachinePlan disks.
 const (
-	busVirtio = "virtio"
-	busSATA   = "sata"
-	busSCSI   = "scsi"
+	BusVirtio = "virtio"
+	BusSATA   = "sata"
+	BusSCSI   = "scsi"
 )
 
 // ISO source types (annotation kubevirt.io/boot-source-type).
 const (
-	isoSourceHTTP     = "http"
-	isoSourceHTTPS    = "https"
-	isoSourceRegistry = "registry"
+	ISOSourceHTTP     = "http"
+	ISOSourceHTTPS    = "https"
+	ISOSourceRegistry = "registry"
 )
 
-// vmSpecInput is everything the VM shape depends on. It is resolved by
-// EnsureVirtualMachine; buildVirtualMachine itself does no I/O.
-type vmSpecInput struct {
+// VMInput is everything the VM shape depends on. It is resolved by
+// EnsureVirtualMachine; BuildVirtualMachine itself does no I/O.
+type VMInput struct {
 	Plan     contract.MachinePlan
 	Network  contract.NetworkResult
 	CPUModel string
@@ -54,37 +54,37 @@ type vmSpecInput struct {
 	ISOSize       resource.Quantity
 	ISOAccessMode corev1.PersistentVolumeAccessMode
 	// CloudInit is nil when the Machine has no spec.cloudInit.
-	CloudInit *cloudInitData
+	CloudInit *CloudInitData
 	// MachineAnnotations are the Machine's annotations; only those with
 	// names.VMAnnotationPrefix reach the VM.
 	MachineAnnotations map[string]string
 }
 
-// cloudInitData is a resolved NoCloud payload. It may hold credentials, so
+// CloudInitData is a resolved NoCloud payload. It may hold credentials, so
 // it formats as a placeholder: a stray log line or %v cannot leak it.
-type cloudInitData struct {
+type CloudInitData struct {
 	UserData    string
 	NetworkData string
 }
 
-func (cloudInitData) String() string   { return "cloudInitData{redacted}" }
-func (cloudInitData) GoString() string { return "cloudInitData{redacted}" }
+func (CloudInitData) String() string   { return "cloudInitData{redacted}" }
+func (CloudInitData) GoString() string { return "cloudInitData{redacted}" }
 
-// buildVirtualMachine returns the VirtualMachine for a plan, in the
+// BuildVirtualMachine returns the VirtualMachine for a plan, in the
 // kubevirt-operator's shape (reference §2 "Create path" and §5a.8).
-func buildVirtualMachine(in vmSpecInput) (*kubevirtv1.VirtualMachine, error) {
+func BuildVirtualMachine(in VMInput) (*kubevirtv1.VirtualMachine, error) {
 	plan := in.Plan
 	m := plan.Machine
 	memory, err := resource.ParseQuantity(plan.Memory)
 	if err != nil || memory.Sign() <= 0 {
-		return nil, invalidSpec(m, "memory", "%q is not a positive quantity", plan.Memory)
+		return nil, InvalidSpec(m, "memory", "%q is not a positive quantity", plan.Memory)
 	}
 	if in.Network.MACAddress == "" {
-		return nil, invalidSpec(m, "network", "no MAC address resolved")
+		return nil, InvalidSpec(m, "network", "no MAC address resolved")
 	}
 	networkName := in.Network.NetworkName
 	if networkName == "" {
-		networkName = podNetworkName
+		networkName = PodNetworkName
 	}
 
 	disks, volumes, err := planDisks(plan)
@@ -99,22 +99,22 @@ func buildVirtualMachine(in vmSpecInput) (*kubevirtv1.VirtualMachine, error) {
 		}
 		dataVolumes = append(dataVolumes, dv)
 		disks = append(disks, kubevirtv1.Disk{
-			Name:       cdromDiskName,
-			DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: busSATA}},
+			Name:       CDROMDiskName,
+			DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: BusSATA}},
 			BootOrder:  ptr.To(isoBootOrder),
 		})
 		volumes = append(volumes, kubevirtv1.Volume{
-			Name:         cdromDiskName,
+			Name:         CDROMDiskName,
 			VolumeSource: kubevirtv1.VolumeSource{DataVolume: &kubevirtv1.DataVolumeSource{Name: dv.Name}},
 		})
 	}
 	if in.CloudInit != nil {
 		disks = append(disks, kubevirtv1.Disk{
-			Name:       cloudInitDiskName,
-			DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: busVirtio}},
+			Name:       CloudInitDiskName,
+			DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: BusVirtio}},
 		})
 		volumes = append(volumes, kubevirtv1.Volume{
-			Name: cloudInitDiskName,
+			Name: CloudInitDiskName,
 			VolumeSource: kubevirtv1.VolumeSource{CloudInitNoCloud: &kubevirtv1.CloudInitNoCloudSource{
 				UserData:    in.CloudInit.UserData,
 				NetworkData: in.CloudInit.NetworkData,
@@ -134,7 +134,7 @@ func buildVirtualMachine(in vmSpecInput) (*kubevirtv1.VirtualMachine, error) {
 		iface.BootOrder = ptr.To(pxeBootOrder)
 	}
 	network := kubevirtv1.Network{Name: networkName}
-	if networkName == podNetworkName {
+	if networkName == PodNetworkName {
 		network.Pod = &kubevirtv1.PodNetwork{}
 	} else {
 		network.Multus = &kubevirtv1.MultusNetwork{NetworkName: in.Network.NADName}
@@ -187,7 +187,7 @@ func planDisks(plan contract.MachinePlan) ([]kubevirtv1.Disk, []kubevirtv1.Volum
 	volumes := make([]kubevirtv1.Volume, 0, len(plan.Disks)+2)
 	for i, d := range plan.Disks {
 		if d.Name == "" || d.PVCName == "" {
-			return nil, nil, invalidSpec(plan.Machine, fmt.Sprintf("disks[%d]", i), "disk has no name or PVC name")
+			return nil, nil, InvalidSpec(plan.Machine, fmt.Sprintf("disks[%d]", i), "disk has no name or PVC name")
 		}
 		disk := kubevirtv1.Disk{
 			Name:       d.Name,
@@ -209,7 +209,7 @@ func planDisks(plan contract.MachinePlan) ([]kubevirtv1.Disk, []kubevirtv1.Volum
 
 func busOrVirtio(bus string) string {
 	if bus == "" {
-		return busVirtio
+		return BusVirtio
 	}
 	return bus
 }
@@ -218,21 +218,21 @@ func busOrVirtio(bus string) string {
 // CD-ROMs need a Filesystem volume.
 func isoDataVolume(plan contract.MachinePlan, url string, size resource.Quantity, accessMode corev1.PersistentVolumeAccessMode) (kubevirtv1.DataVolumeTemplateSpec, error) {
 	if url == "" {
-		return kubevirtv1.DataVolumeTemplateSpec{}, invalidSpec(plan.Machine, "spec.os.imageID", "empty, but the plan boots an ISO")
+		return kubevirtv1.DataVolumeTemplateSpec{}, InvalidSpec(plan.Machine, "spec.os.imageID", "empty, but the plan boots an ISO")
 	}
 	var source cdiv1beta1.DataVolumeSource
 	switch plan.Boot.ISOSourceType {
-	case "", isoSourceHTTP, isoSourceHTTPS:
+	case "", ISOSourceHTTP, ISOSourceHTTPS:
 		source.HTTP = &cdiv1beta1.DataVolumeSourceHTTP{URL: url}
-	case isoSourceRegistry:
+	case ISOSourceRegistry:
 		source.Registry = &cdiv1beta1.DataVolumeSourceRegistry{URL: ptr.To(url)}
 	default:
-		return kubevirtv1.DataVolumeTemplateSpec{}, invalidSpec(plan.Machine, "metadata.annotations["+names.BootSourceTypeAnnotation+"]",
+		return kubevirtv1.DataVolumeTemplateSpec{}, InvalidSpec(plan.Machine, "metadata.annotations["+names.BootSourceTypeAnnotation+"]",
 			"%q is not http, https or registry", plan.Boot.ISOSourceType)
 	}
 	return kubevirtv1.DataVolumeTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   isoName(plan.Machine.Name),
+			Name:   ISOName(plan.Machine.Name),
 			Labels: names.ManagedLabels(plan.Machine.Name),
 		},
 		Spec: cdiv1beta1.DataVolumeSpec{
@@ -248,7 +248,7 @@ func isoDataVolume(plan contract.MachinePlan, url string, size resource.Quantity
 	}, nil
 }
 
-func isoName(vm string) string { return vm + isoSuffix }
+func ISOName(vm string) string { return vm + isoSuffix }
 
 // passThroughAnnotations keeps the annotations meant for the VM.
 func passThroughAnnotations(in map[string]string) map[string]string {
