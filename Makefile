@@ -67,6 +67,7 @@ lint: $(BIN)/staticcheck
 test: tools lint
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory cover
 
 # fuzz runs each fuzz target briefly on top of its checked-in seed corpus
 # (testdata/fuzz); `make fuzz FUZZTIME=10m` searches longer. A failure
@@ -79,6 +80,16 @@ fuzz:
 		echo ">> fuzzing $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
 	done
+
+# cover reports the statement coverage of the pure packages (no I/O, so
+# unit tests reach every branch) and fails below COVER_MIN percent each.
+PURE_PACKAGES := ./activities/contract ./internal/vmplan ./internal/vmstatus
+COVER_MIN     ?= 90
+.PHONY: cover
+cover:
+	@set -o pipefail; $(GO) test -count=1 -cover $(PURE_PACKAGES) | tee /dev/stderr | awk -v min=$(COVER_MIN) '/coverage:/ { for (i = 1; i <= NF; i++) if ($$i == "coverage:") { pct = $$(i+1); sub("%", "", pct); \
+		if (pct + 0 < min) { printf "%s: %s%% is below %d%%\n", $$2, pct, min; bad = 1 } } } \
+		END { exit bad }'
 
 test-short:
 	$(GO) test -short -count=1 ./...
