@@ -34,8 +34,14 @@ const (
 )
 
 // DeprovisionMachine removes a Machine's VM and everything created for it.
-// See doc.go for the order and how an open provision and an unreachable
-// cluster are handled.
+// It cancels an open ProvisionMachine of the Machine and waits for it to
+// close; a Machine never placed is done. Then status Terminating and the
+// deletes in order: VM, volumes, NADs no other VM uses (the KubeVirt
+// cluster), NetworkConfiguration (the supervisor). A failing remote step is
+// retried in rounds with backoff up to RemoteCleanupDeadline; with Force, or
+// after the force update, the first failure gives up on remote cleanup and
+// the result lists what was not deleted. The placement annotation stays
+// for audit.
 func DeprovisionMachine(ctx workflow.Context, in DeprovisionInput) (DeprovisionResult, error) {
 	if err := in.Validate(); err != nil {
 		return DeprovisionResult{}, invalidInput(DeprovisionMachineName, err)

@@ -34,7 +34,9 @@ type EjectISOResult struct {
 // installed: LookupPlacement finds its cluster, CleanupISO removes the
 // CD-ROM from the VM, deletes the ISO's DataVolume and claim and annotates
 // the Machine. A Machine that is gone or was never placed has nothing to
-// remove. See doc.go.
+// remove. Nothing is compensated: removing the ISO is the end state, and a
+// failure leaves the Machine without the cleaned-up annotation, so the
+// controller starts the workflow again with backoff.
 func EjectISO(ctx workflow.Context, in EjectISOInput) (EjectISOResult, error) {
 	if err := in.Validate(); err != nil {
 		return EjectISOResult{}, invalidInput(EjectISOName, err)

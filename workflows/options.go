@@ -14,7 +14,7 @@ import (
 // for a cancelled ProvisionMachine to finish its compensation.
 const AwaitWorkflowClosedName = "AwaitWorkflowClosed"
 
-// activityPolicy is one row of the activity option table in doc.go.
+// activityPolicy is one row of the activity option table.
 // Every activity has a StartToClose bound, and retries stop at
 // scheduleToClose (or maxAttempts), so nothing retries forever.
 type activityPolicy struct {

@@ -27,7 +27,13 @@ const (
 )
 
 // ProvisionMachine creates the VM of a Machine on its KubeVirt cluster and
-// waits until it runs. See doc.go for the steps, options and compensation.
+// waits until it runs: ResolvePlacement, ValidateCluster, LoadMachine,
+// EnsureNamespace, EnsureVolumes, EnsureNetwork, EnsureVirtualMachine and
+// WaitForVirtualMachine, with phase Creating and the condition
+// {Provisioning, True, <step>} written before each step (vitistack has no
+// Provisioning phase) and phase Running at the end. A final failure or a
+// cancellation compensates what this run created, then the Machine is
+// Failed with the error type as its reason, or Pending when cancelled.
 func ProvisionMachine(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
 	if err := in.Validate(); err != nil {
 		return ProvisionResult{}, invalidInput(ProvisionMachineName, err)

@@ -12,7 +12,7 @@ import (
 )
 
 // historiesDir holds one history per main path, recorded from real runs
-// on the Temporal dev server (see doc.go, "Replay").
+// on the Temporal dev server (see doc.go, "Changing workflow code").
 const historiesDir = "testdata"
 
 // TestReplay replays every recorded history against the current workflow

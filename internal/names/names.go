@@ -53,7 +53,7 @@ func KeywordSearchAttributes() []string {
 	return []string{SearchAttrMachineNamespace, SearchAttrMachineName, SearchAttrKubevirtConfig, SearchAttrMachinePhase}
 }
 
-// Machine annotations of the ISO cleanup (reference §1). The two triggers
+// Machine annotations of the ISO cleanup. The two triggers
 // are set by whoever installs the OS; machineflow only reads them.
 const (
 	CDROMEjectedAnnotation = "vitistack.io/cdrom-ejected"
@@ -74,7 +74,7 @@ func ISOCleanupPending(annotations map[string]string) bool {
 	return ISOCleanupTriggered(annotations) && annotations[ISOCleanedUpAnnotation] != "true"
 }
 
-// Machine annotations that select an ISO boot (reference §1): the VM boots
+// Machine annotations that select an ISO boot: the VM boots
 // from spec.os.imageID through a DataVolume when BootSourceAnnotation is
 // BootSourceDataVolume; BootSourceTypeAnnotation is http (default), https
 // or registry.

@@ -1,6 +1,6 @@
 // Package registration makes sure the vitistack MachineProvider of a
-// machineflow worker exists on the supervisor, as the kubevirt-operator
-// did at start-up (reference §2 "Startup" step 2): nothing happens when the
+// machineflow worker exists on the supervisor, as the vitistack
+// kubevirt-operator did at start-up: nothing happens when the
 // Vitistack named by VITISTACK_NAME lists NAME_MACHINE_PROVIDER in
 // spec.machineProviders or a MachineProvider of that name exists;
 // otherwise one is created from the KubevirtConfig of the same name
@@ -11,13 +11,11 @@
 //
 //   - It runs in the background (internal/background), started by fx's
 //     OnStart and stopped by OnStop, and never fails start-up or
-//     readiness. The operator exited
-//     on any failure here, including an unset VITISTACK_NAME; but a
-//     missing MachineProvider stops no Machine from being provisioned, so
-//     the worker serves while registration retries.
+//     readiness, where the kubevirt-operator exited on any failure here:
+//     a missing MachineProvider stops no Machine from being provisioned,
+//     so the worker serves while registration retries.
 //   - Failures are logged with their reason and retried with a doubling
-//     backoff from 1s (capped at 5m), at most DefaultMaxAttempts times,
-//     about eight and a half minutes: a missing KubevirtConfig or
+//     backoff, at most DefaultMaxAttempts times: a missing KubevirtConfig or
 //     Vitistack, or RBAC being applied, may be fixed while the worker
 //     runs, but a worker does not retry a misconfiguration forever. A
 //     request the API server rejects as invalid is not retried.

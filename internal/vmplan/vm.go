@@ -71,7 +71,7 @@ func (CloudInitData) String() string   { return "cloudInitData{redacted}" }
 func (CloudInitData) GoString() string { return "cloudInitData{redacted}" }
 
 // BuildVirtualMachine returns the VirtualMachine for a plan, in the
-// kubevirt-operator's shape (reference §2 "Create path" and §5a.8).
+// vitistack kubevirt-operator's shape.
 func BuildVirtualMachine(in VMInput) (*kubevirtv1.VirtualMachine, error) {
 	plan := in.Plan
 	m := plan.Machine

@@ -1,6 +1,6 @@
-// Package scale measures machineflow end to end at scale, as issue 8's
-// sections 3 to 5 ask: provisioning many Machines, the cost of Machines at
-// rest, and deprovisioning them. Everything is real but the hardware: the
+// Package scale measures machineflow end to end at scale (make bench-e2e):
+// provisioning many Machines, the cost of Machines at rest, and
+// deprovisioning them. Everything is real but the hardware: the
 // Temporal dev server, a supervisor and two KubeVirt API servers with
 // their simulators, and the worker and controller as separate processes
 // (internal/harness/stack).
@@ -11,7 +11,7 @@
 // the one before left (and making it when run alone):
 //
 //   - BenchmarkProvisionHistory: history events per provision for VMs
-//     that boot at once and in 10 s; they must be equal.
+//     that boot at once and after a delay; they must be equal.
 //   - BenchmarkProvision: -machines Machines provisioned through the
 //     starter API with no controller running; Machines/s, start-to-Running
 //     percentiles, events per provision, the worker's peak RSS, CPU and API
@@ -19,12 +19,11 @@
 //     limits=raised with the client rate limits (SUPERVISOR_QPS,
 //     KUBEVIRT_QPS and their bursts) far above what the machine serves, so
 //     the machine is the bound (its Machines are deprovisioned again),
-//     then limits=default with the production defaults, which bind first
-//     (the supervisor's 50 requests a second for Machines).
+//     then limits=default with the production defaults, which bind first.
 //   - BenchmarkSteadyState: the controller started beside the worker
 //     (from here on, the worker with the default limits);
 //     once it has adopted the Running Machines, the API requests of both
-//     per minute, beside the operator's 5-second-requeue model.
+//     per minute, beside the vitistack kubevirt-operator's requeue model.
 //   - BenchmarkDeprovision: every Machine deleted and deprovisioned by the
 //     controller; Machines/s and proof that nothing is left.
 //

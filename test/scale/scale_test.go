@@ -56,7 +56,7 @@ const (
 	settleQuiet = 3 * time.Second
 )
 
-// The operator's requests at rest (reference §2, "Reconcile"), the model
+// The vitistack kubevirt-operator's requests at rest, the model
 // BenchmarkSteadyState reports beside its measurement. Every Machine is
 // requeued after 5 s, so reconciled 12 times a minute, and a reconcile of
 // a Running Machine makes, on its KubeVirt cluster (whose client is not
@@ -65,7 +65,7 @@ const (
 // the namespace; on the supervisor one Status().Update, which is never
 // skipped because lastUpdated changes on every write. The Gets of the
 // Machine go through the manager's cache and cost nothing. Each status
-// write also triggers a reconcile of its own (§5b.1: about one a second
+// write also triggers a reconcile of its own (about one a second
 // per Machine), which this model leaves out: it is a lower bound.
 const (
 	operatorReconcilesPerMinute  = 12

@@ -1,8 +1,8 @@
 // Package benchreport turns the text that `go test -bench` prints into the
 // report `make bench` leaves in .bench/: results.json, one record per
 // benchmark with its metrics and the run that measured it, and
-// results.md, a table of the same with the targets of issue 8 marked met
-// or missed.
+// results.md, a table of the same with each figure's target marked met or
+// missed.
 //
 // Each make target (bench-clients, bench-health, bench-e2e, bench-units)
 // saves its go test output and merges it into the report as one section,

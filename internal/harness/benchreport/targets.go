@@ -18,7 +18,7 @@ type Target struct {
 	Same  string
 }
 
-// Targets are the figures issue 8 sets, by benchmark.
+// Targets are the figures each benchmark must reach, by benchmark.
 var Targets = []Target{
 	{Section: "clients", Name: "BenchmarkGetClientForConfigCached", Metric: "ns/op", Op: "<=", Value: 100},
 	{Section: "clients", Name: "BenchmarkGetClientForConfigCached", Metric: "allocs/op", Op: "<=", Value: 0},
