@@ -51,8 +51,7 @@ type isoServer struct {
 func newSuite(t *testing.T) *suite {
 	t.Helper()
 	env := testenv.New(t, testenv.Options{Clusters: 2})
-	cm, err := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace)
-	require.NoError(t, err)
+	cm := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace)
 
 	simulated.Start(t, env, kubevirtsim.Options{
 		AddressPool: "10.100.0.0/16", BootDelay: 300 * time.Millisecond, TerminationDelay: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond,

@@ -163,10 +163,7 @@ func BenchmarkGetClientForConfigMemory(b *testing.B) {
 		before := liveHeap()
 		b.StartTimer()
 
-		m, err := NewKubevirtClientManager(sup, s, testConfigNamespace)
-		if err != nil {
-			b.Fatal(err)
-		}
+		m := NewKubevirtClientManager(sup, s, testConfigNamespace)
 		for _, name := range names {
 			if _, err := m.GetClientForConfig(ctx, name); err != nil {
 				b.Fatal(err)

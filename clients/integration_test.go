@@ -26,9 +26,7 @@ import (
 // integrationManager builds a manager on env's supervisor.
 func integrationManager(t testing.TB, env *testenv.Env, opts ...Option) *KubevirtClientManager {
 	t.Helper()
-	m, err := NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace, opts...)
-	require.NoError(t, err)
-	return m
+	return NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace, opts...)
 }
 
 // withServer rewrites a harness kubeconfig to point at server, keeping its

@@ -60,15 +60,32 @@ type entry struct {
 // NewKubevirtClientManager returns a manager that reads KubevirtConfigs
 // through supervisorClient and the kubeconfig Secrets they name from
 // configNamespace unless a config says otherwise.
-func NewKubevirtClientManager(supervisorClient client.Client, scheme *runtime.Scheme, configNamespace string, opts ...Option) (*KubevirtClientManager, error) {
+//
+// Invalid arguments are programmer errors and panic with a message naming
+// the argument, as controller-runtime's constructors do: a nil client or
+// scheme, an empty namespace, or an option out of range (a non-positive
+// QPS, burst or request timeout). Settings read from the environment are
+// validated before they get here (Module returns them as a start-up
+// error), so a bad setting never panics a process.
+func NewKubevirtClientManager(supervisorClient client.Client, scheme *runtime.Scheme, configNamespace string, opts ...Option) *KubevirtClientManager {
+	m, err := newKubevirtClientManager(supervisorClient, scheme, configNamespace, opts...)
+	if err != nil {
+		panic("clients.NewKubevirtClientManager: " + err.Error())
+	}
+	return m
+}
+
+// newKubevirtClientManager is NewKubevirtClientManager with its argument
+// errors returned, for wiring that takes them from settings.
+func newKubevirtClientManager(supervisorClient client.Client, scheme *runtime.Scheme, configNamespace string, opts ...Option) (*KubevirtClientManager, error) {
 	if supervisorClient == nil {
-		return nil, errors.New("new KubevirtClientManager: supervisor client is nil")
+		return nil, errors.New("supervisor client is nil")
 	}
 	if scheme == nil {
-		return nil, errors.New("new KubevirtClientManager: scheme is nil")
+		return nil, errors.New("scheme is nil")
 	}
 	if configNamespace == "" {
-		return nil, errors.New("new KubevirtClientManager: config namespace is empty")
+		return nil, errors.New("config namespace is empty")
 	}
 	o := options{
 		requestTimeout:       DefaultRequestTimeout,
@@ -83,7 +100,7 @@ func NewKubevirtClientManager(supervisorClient client.Client, scheme *runtime.Sc
 		opt(&o)
 	}
 	if err := o.validate(); err != nil {
-		return nil, fmt.Errorf("new KubevirtClientManager: %w", err)
+		return nil, err
 	}
 	return &KubevirtClientManager{
 		supervisor:      supervisorClient,

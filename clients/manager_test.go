@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,9 +27,7 @@ import (
 
 func newManager(t testing.TB, sup client.Client, opts ...Option) *KubevirtClientManager {
 	t.Helper()
-	m, err := NewKubevirtClientManager(sup, testScheme(t), testConfigNamespace, opts...)
-	require.NoError(t, err)
-	return m
+	return NewKubevirtClientManager(sup, testScheme(t), testConfigNamespace, opts...)
 }
 
 // eastOnly is an API server and a supervisor whose one KubevirtConfig,
@@ -75,37 +75,43 @@ func getConfig(t testing.TB, c client.Client, name string) *v1alpha1.KubevirtCon
 	return kvc
 }
 
-func TestNewKubevirtClientManagerRejectsBadInput(t *testing.T) {
+func TestNewKubevirtClientManagerPanicsOnProgrammerErrors(t *testing.T) {
 	sup := newSupervisor(t)
 	s := testScheme(t)
 	for _, tc := range []struct {
 		name    string
 		sup     client.Client
+		scheme  *runtime.Scheme
 		ns      string
 		opts    []Option
 		wantMsg string
 	}{
-		{"nil supervisor", nil, "ns", nil, "supervisor client is nil"},
-		{"empty namespace", sup, "", nil, "config namespace is empty"},
-		{"zero timeout", sup, "ns", []Option{WithRequestTimeout(0)}, "request timeout must be positive"},
-		{"negative QPS", sup, "ns", []Option{WithQPS(-1)}, "QPS must be positive"},
-		{"zero burst", sup, "ns", []Option{WithBurst(0)}, "burst must be positive"},
-		{"negative interval", sup, "ns", []Option{WithRevalidationInterval(-time.Second)}, "revalidation interval must not be negative"},
-		{"nil secret reader", sup, "ns", []Option{WithSecretReader(nil)}, "secret reader must not be nil"},
+		{"nil supervisor", nil, s, "ns", nil, "supervisor client is nil"},
+		{"nil scheme", sup, nil, "ns", nil, "scheme is nil"},
+		{"empty namespace", sup, s, "", nil, "config namespace is empty"},
+		{"zero timeout", sup, s, "ns", []Option{WithRequestTimeout(0)}, "request timeout must be positive"},
+		{"negative QPS", sup, s, "ns", []Option{WithQPS(-1)}, "QPS must be positive"},
+		{"zero burst", sup, s, "ns", []Option{WithBurst(0)}, "burst must be positive"},
+		{"negative interval", sup, s, "ns", []Option{WithRevalidationInterval(-time.Second)}, "revalidation interval must not be negative"},
+		{"nil secret reader", sup, s, "ns", []Option{WithSecretReader(nil)}, "secret reader must not be nil"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := NewKubevirtClientManager(tc.sup, s, tc.ns, tc.opts...)
-			require.Error(t, err)
-			assert.Nil(t, m)
-			assert.Contains(t, err.Error(), tc.wantMsg)
+			var recovered any
+			func() {
+				defer func() { recovered = recover() }()
+				NewKubevirtClientManager(tc.sup, tc.scheme, tc.ns, tc.opts...)
+			}()
+			msg, ok := recovered.(string)
+			require.True(t, ok, "panics with a message, got %v", recovered)
+			assert.True(t, strings.HasPrefix(msg, "clients.NewKubevirtClientManager: "), msg)
+			assert.Contains(t, msg, tc.wantMsg)
+			_, err := newKubevirtClientManager(tc.sup, tc.scheme, tc.ns, tc.opts...)
+			assert.ErrorContains(t, err, tc.wantMsg, "the wiring's error says the same")
 		})
 	}
-	_, err := NewKubevirtClientManager(sup, nil, "ns")
-	assert.ErrorContains(t, err, "scheme is nil")
 
-	m, err := NewKubevirtClientManager(sup, s, "ns", WithRevalidationInterval(0))
-	require.NoError(t, err, "a zero interval (revalidate on every call) is valid")
-	assert.Equal(t, "ns", m.GetConfigNamespace())
+	m := NewKubevirtClientManager(sup, s, "ns", WithRevalidationInterval(0))
+	assert.Equal(t, "ns", m.GetConfigNamespace(), "a zero interval (revalidate on every call) is valid")
 }
 
 func TestGetClientForConfigCachesOneClientPerConfig(t *testing.T) {
@@ -433,9 +439,8 @@ func TestSecretNamespaceDefaultsToConfigNamespace(t *testing.T) {
 	m := newManager(t, newSupervisor(t, objs...))
 	require.NoError(t, m.ValidateConnection(t.Context(), "c"))
 
-	other, err := NewKubevirtClientManager(newSupervisor(t, objs...), testScheme(t), "elsewhere")
-	require.NoError(t, err)
-	err = other.ValidateConnection(t.Context(), "c")
+	other := NewKubevirtClientManager(newSupervisor(t, objs...), testScheme(t), "elsewhere")
+	err := other.ValidateConnection(t.Context(), "c")
 	require.ErrorIs(t, err, ErrInvalidKubeconfig)
 	assert.Contains(t, err.Error(), "Secret elsewhere/c-kubeconfig not found")
 }

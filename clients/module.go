@@ -72,7 +72,7 @@ func newModuleClientManager(p moduleParams) (ClientManager, error) {
 	if p.Options.Burst != 0 {
 		opts = append(opts, WithBurst(p.Options.Burst))
 	}
-	cm, err := NewKubevirtClientManager(p.Supervisor, s, p.Options.ConfigNamespace, opts...)
+	cm, err := newKubevirtClientManager(p.Supervisor, s, p.Options.ConfigNamespace, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("KubevirtClientManager: %w", err)
 	}

@@ -69,3 +69,31 @@ func TestModuleBuildsTheRealManagerWithoutMock(t *testing.T) {
 	_, err := cm.GetClientForConfig(context.Background(), "a")
 	require.ErrorIs(t, err, ErrConfigNotFound, "the supervisor has no KubevirtConfig a")
 }
+
+// A bad setting is a start-up error of the process that names it, never a
+// panic: the constructor's panics are for programmer errors only.
+func TestModuleRefusesBadSettingsAtStartUp(t *testing.T) {
+	for name, tc := range map[string]struct {
+		opts ModuleOptions
+		want string
+	}{
+		"negative QPS":    {ModuleOptions{ConfigNamespace: "machineflow-system", QPS: -1}, "QPS must be positive"},
+		"negative burst":  {ModuleOptions{ConfigNamespace: "machineflow-system", Burst: -5}, "burst must be positive"},
+		"empty namespace": {ModuleOptions{}, "config namespace is empty"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var cm ClientManager
+			app := fx.New(fx.NopLogger,
+				fx.Supply(tc.opts),
+				fx.Provide(
+					func() client.Client { return fake.NewClientBuilder().WithScheme(testScheme(t)).Build() },
+					func() prometheus.Registerer { return prometheus.NewRegistry() },
+				),
+				Module,
+				fx.Populate(&cm),
+			)
+			require.ErrorContains(t, app.Err(), "KubevirtClientManager: "+tc.want)
+			require.Nil(t, cm)
+		})
+	}
+}

@@ -68,8 +68,7 @@ func newE2E(t *testing.T) *e2e {
 	simulated.Start(t, env, kubevirtsim.Options{AddressPool: "10.100.0.0/16",
 		BootDelay: 300 * time.Millisecond, TerminationDelay: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond})
 
-	cm, err := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace)
-	require.NoError(t, err)
+	cm := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace)
 	settings := activities.DefaultSettings()
 	settings.PollInitial, settings.PollMax = 50*time.Millisecond, 200*time.Millisecond
 	acts, err := activities.New(activities.Deps{Clients: cm, Supervisor: env.Supervisor.Client, Settings: settings})

@@ -133,9 +133,8 @@ func newHealthFanOut(b *testing.B) *healthFanOut {
 	require.NoError(b, os.WriteFile(kubeconfig, env.Supervisor.Kubeconfig, 0o600))
 	sup, err := supervisor.New(supervisor.Options{Kubeconfig: kubeconfig})
 	require.NoError(b, err)
-	h.manager, err = clients.NewKubevirtClientManager(sup, env.Scheme, env.ConfigNamespace,
+	h.manager = clients.NewKubevirtClientManager(sup, env.Scheme, env.ConfigNamespace,
 		clients.WithRequestTimeout(healthCheckT))
-	require.NoError(b, err)
 	decorated, err := clients.NewMetricsClientManager(
 		clients.NewResilientClientManager(h.manager, clients.ResilienceOptions{}),
 		prometheus.NewRegistry())

@@ -112,9 +112,8 @@ func newRecorder(t *testing.T) *recorder {
 
 	// With two clusters, a Machine without a placement annotation goes to
 	// the default config (DEFAULT_KUBEVIRT_CONFIG), as in production.
-	cm, err := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace,
+	cm := clients.NewKubevirtClientManager(env.Supervisor.Client, env.Scheme, env.ConfigNamespace,
 		clients.WithDefaultConfig(testenv.ClusterName(1)), clients.WithRequestTimeout(3*time.Second))
-	require.NoError(t, err)
 	settings := activities.DefaultSettings()
 	settings.PollInitial, settings.PollMax = 50*time.Millisecond, 200*time.Millisecond
 	acts, err := activities.New(activities.Deps{Clients: cm, Supervisor: env.Supervisor.Client, Settings: settings})

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/machineflow/machineflow/controller"
-	wconfig "github.com/machineflow/machineflow/internal/config"
 	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/config/envflag"
 	"github.com/machineflow/machineflow/internal/logging"
+	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/supervisor"
 	"github.com/machineflow/machineflow/internal/temporalclient"
 	"github.com/machineflow/machineflow/workflows"
@@ -76,7 +76,7 @@ func load(args []string, lookup func(string) (string, bool), usage io.Writer) (c
 	b.String(&c.Manager.ProbeAddress, "health-probe-bind-address", "HEALTH_PROBE_BIND_ADDRESS", defaultProbeAddress, "listen address of /healthz and /readyz")
 	b.Bool(&c.Manager.LeaderElect, "leader-elect", "LEADER_ELECT", true, "elect one active replica through a Lease; turn off only for a single local instance")
 	b.String(&c.Manager.LeaderElectionID, "leader-election-id", "LEADER_ELECTION_ID", defaultLeaderElectionID, "name of the leader election Lease")
-	b.String(&c.Manager.LeaderElectionNamespace, "leader-election-namespace", "LEADER_ELECTION_NAMESPACE", wconfig.DefaultConfigNamespace, "namespace of the leader election Lease")
+	b.String(&c.Manager.LeaderElectionNamespace, "leader-election-namespace", "LEADER_ELECTION_NAMESPACE", names.Namespace, "namespace of the leader election Lease")
 	b.Duration(&c.Manager.StopTimeout, "stop-timeout", "STOP_TIMEOUT", defaultStopTimeout, "how long running reconciles may take to finish on shutdown")
 	b.String(&c.Log.Format, "log-format", "LOG_FORMAT", logging.DefaultOptions().Format, "json or text")
 	b.String(&c.Log.Level, "log-level", "LOG_LEVEL", logging.DefaultOptions().Level, "debug, info, warn or error")

@@ -24,6 +24,7 @@ import (
 	"github.com/machineflow/machineflow/internal/config/check"
 	"github.com/machineflow/machineflow/internal/config/envflag"
 	"github.com/machineflow/machineflow/internal/logging"
+	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/observability"
 	"github.com/machineflow/machineflow/internal/registration"
 	"github.com/machineflow/machineflow/internal/supervisor"
@@ -40,10 +41,6 @@ const (
 
 // Defaults that are not another package's.
 const (
-	// DefaultConfigNamespace is where kubeconfig Secrets live when a
-	// KubevirtConfig names no namespace: the namespace machineflow is
-	// deployed to (deploy/base), never a tenant's.
-	DefaultConfigNamespace = "machineflow-system"
 	// DefaultStopTimeout bounds a graceful stop: running activities get
 	// this long to finish. Keep it below the pod's
 	// terminationGracePeriodSeconds.
@@ -112,7 +109,7 @@ func Load(args []string, lookup func(string) (string, bool), usage io.Writer) (C
 	b.String(&c.TaskQueue, "task-queue", "TASK_QUEUE", workflows.DefaultTaskQueue, "Temporal task queue to poll")
 	fs.StringVar(&c.Supervisor.Kubeconfig, "kubeconfig", "", "kubeconfig of the supervisor cluster; default: $KUBECONFIG, then in-cluster, then ~/.kube/config")
 	c.Supervisor.Bind(b)
-	b.String(&c.ConfigNamespace, "config-namespace", "CONFIG_NAMESPACE", DefaultConfigNamespace, "namespace of kubeconfig Secrets whose KubevirtConfig names none")
+	b.String(&c.ConfigNamespace, "config-namespace", "CONFIG_NAMESPACE", names.Namespace, "namespace of kubeconfig Secrets whose KubevirtConfig names none")
 	b.String(&c.DefaultKubevirtConfig, "default-kubevirt-config", "DEFAULT_KUBEVIRT_CONFIG", "", "KubevirtConfig for Machines without the vitistack.io/kubevirt-config annotation; empty: the only config, else search")
 	b.String(&c.ClientManager, "client-manager", "CLIENT_MANAGER", ClientManagerReal, "real, or mock for an in-memory demo without Kubernetes")
 	b.Int(&c.Resilience.Attempts, "cluster-retry-attempts", "CLUSTER_RETRY_ATTEMPTS", clients.DefaultRetryAttempts, "tries of a ClientManager call that fails transiently")

@@ -1,6 +1,6 @@
 // Package names holds the identifiers that machineflow shares with the
 // supervisor cluster, the KubeVirt clusters and the other vitistack
-// components. They are contracts (see shared/DESIGN.md): changing one breaks
+// components. They are contracts: changing one breaks
 // objects that already exist.
 package names
 
@@ -9,6 +9,12 @@ const (
 	// its VirtualMachine. It is written once placement is decided and left in
 	// place after deprovisioning, for audit.
 	PlacementAnnotation = "vitistack.io/kubevirt-config"
+
+	// Namespace is the namespace machineflow is deployed to (deploy/base):
+	// the default home of the kubeconfig Secrets whose KubevirtConfig names
+	// none, and of the controller's leader election Lease. Never a
+	// tenant's.
+	Namespace = "machineflow-system"
 
 	// Finalizer keeps a Machine until its DeprovisionMachine workflow has
 	// completed.

@@ -259,7 +259,7 @@ func (r *runner) machineflowEnv(kubeconfig string) []string {
 		"KUBECONFIG=" + abs,
 		"TEMPORAL_ADDRESS=" + r.temporalAddress(),
 		"TEMPORAL_NAMESPACE=" + temporalclient.DefaultNamespace,
-		"CONFIG_NAMESPACE=" + testenv.DefaultConfigNamespace,
+		"CONFIG_NAMESPACE=" + names.Namespace,
 		// Machines without the placement annotation go to the first
 		// cluster; the annotated example goes to the second.
 		"DEFAULT_KUBEVIRT_CONFIG=" + testenv.ClusterName(1),

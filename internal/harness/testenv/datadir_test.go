@@ -35,7 +35,7 @@ func TestDataDirKeepsObjectsAcrossRestarts(t *testing.T) {
 	}
 
 	first := start()
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: DefaultConfigNamespace, Name: "kept"}, Data: map[string]string{"k": "v"}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: names.Namespace, Name: "kept"}, Data: map[string]string{"k": "v"}}
 	require.NoError(t, first.Supervisor.Client.Create(ctx, cm))
 	vm := &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kept"}}
 	require.NoError(t, first.Clusters[0].Client.Create(ctx, vm))
@@ -61,7 +61,7 @@ func TestDataDirKeepsObjectsAcrossRestarts(t *testing.T) {
 	require.Len(t, kvcs.Items, 1)
 
 	var secret corev1.Secret
-	require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: DefaultConfigNamespace, Name: KubeconfigSecretName(ClusterName(1))}, &secret))
+	require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: KubeconfigSecretName(ClusterName(1))}, &secret))
 	newKubeconfig := secret.Data[names.KubeconfigSecretKey]
 	assert.True(t, bytes.Equal(second.Clusters[0].Kubeconfig, newKubeconfig), "the Secret holds this start's kubeconfig")
 	assert.False(t, bytes.Equal(oldKubeconfig, newKubeconfig), "certificates and ports are new")

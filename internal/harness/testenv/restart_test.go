@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/machineflow/machineflow/internal/names"
 )
 
 // A cluster stopped alone is unreachable while the others answer, and
@@ -36,7 +38,7 @@ func TestClusterStopStartKeepsAddressCredentialsAndData(t *testing.T) {
 	err := c.Client.Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{})
 	var netErr net.Error
 	assert.True(t, errors.As(err, &netErr), "a stopped cluster does not answer: %v", err)
-	require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: DefaultConfigNamespace}, &corev1.Namespace{}), "the supervisor still answers")
+	require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: names.Namespace}, &corev1.Namespace{}), "the supervisor still answers")
 
 	require.NoError(t, c.Start(ctx))
 	assert.Equal(t, host, c.Config.Host, "same address")

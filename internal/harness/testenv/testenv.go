@@ -28,9 +28,6 @@ import (
 )
 
 const (
-	// DefaultConfigNamespace is where the kubeconfig Secrets live on the
-	// supervisor, matching machineflow's default config namespace.
-	DefaultConfigNamespace = "machineflow-system"
 	// SupervisorName is the Cluster.Name of the supervisor.
 	SupervisorName = "supervisor"
 	// DefaultStorageClass is the default StorageClass on every KubeVirt
@@ -146,7 +143,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	e := &Env{
 		Supervisor:      &Cluster{Name: SupervisorName},
 		Clusters:        make([]*Cluster, n),
-		ConfigNamespace: DefaultConfigNamespace,
+		ConfigNamespace: names.Namespace,
 		Scheme:          s,
 	}
 	for i := range e.Clusters {

@@ -51,7 +51,7 @@ func TestStart(t *testing.T) {
 		require.NotEmpty(t, want)
 		assertServed(t, env.Supervisor, want)
 		var ns corev1.Namespace
-		require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: DefaultConfigNamespace}, &ns))
+		require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: names.Namespace}, &ns))
 	})
 
 	t.Run("clusters serve the KubeVirt, CDI and NAD CRDs with status", func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestStart(t *testing.T) {
 		for _, c := range env.Clusters {
 			spec, ok := got[c.Name]
 			require.True(t, ok, "KubevirtConfig %s missing", c.Name)
-			assert.Equal(t, v1alpha1.KubevirtConfigSpec{Name: c.Name, SecretNamespace: DefaultConfigNamespace, KubeconfigSecretRef: c.Name + "-kubeconfig"}, spec)
+			assert.Equal(t, v1alpha1.KubevirtConfigSpec{Name: c.Name, SecretNamespace: names.Namespace, KubeconfigSecretRef: c.Name + "-kubeconfig"}, spec)
 			var s corev1.Secret
 			require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: spec.SecretNamespace, Name: spec.KubeconfigSecretRef}, &s))
 			assert.True(t, bytes.Equal(c.Kubeconfig, s.Data[names.KubeconfigSecretKey]), "Secret of %s holds a different kubeconfig", c.Name)
@@ -107,7 +107,7 @@ func TestStart(t *testing.T) {
 	t.Run("a Secret's kubeconfig authenticates as a system:masters user and reaches only its cluster", func(t *testing.T) {
 		first, second := env.Clusters[0], env.Clusters[1]
 		var s corev1.Secret
-		require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: DefaultConfigNamespace, Name: KubeconfigSecretName(first.Name)}, &s))
+		require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: KubeconfigSecretName(first.Name)}, &s))
 		cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data[names.KubeconfigSecretKey])
 		require.NoError(t, err)
 		c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
@@ -141,7 +141,7 @@ func TestStart(t *testing.T) {
 		require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Name: "black-hole"}, &kvc))
 		assert.Equal(t, "black-hole-kubeconfig", kvc.Spec.KubeconfigSecretRef)
 		var s corev1.Secret
-		require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: DefaultConfigNamespace, Name: kvc.Spec.KubeconfigSecretRef}, &s))
+		require.NoError(t, env.Supervisor.Client.Get(ctx, client.ObjectKey{Namespace: names.Namespace, Name: kvc.Spec.KubeconfigSecretRef}, &s))
 		assert.Equal(t, "still not one", string(s.Data[names.KubeconfigSecretKey]))
 	})
 }
