@@ -28,8 +28,3 @@ func (b Backoff) validate(name string) error {
 	}
 	return nil
 }
-
-// clamp keeps d within [lo, hi].
-func clamp(d, lo, hi time.Duration) time.Duration {
-	return max(lo, min(d, hi))
-}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/machineflow/machineflow/controller/decide"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/workflows"
 )
@@ -142,23 +143,19 @@ func (r *MachineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	hasFinalizer := controllerutil.ContainsFinalizer(m, names.Finalizer)
-	switch {
-	case !m.DeletionTimestamp.IsZero():
-		if !hasFinalizer {
-			return ctrl.Result{}, nil
-		}
+	switch decide.ForMachine(decide.Machine{
+		Deleting:     !m.DeletionTimestamp.IsZero(),
+		HasFinalizer: controllerutil.ContainsFinalizer(m, names.Finalizer),
+		OurProvider:  names.HandlesProvider(string(m.Spec.Provider)),
+	}) {
+	case decide.EnsureDeprovisioned:
 		return r.reconcileDelete(ctx, m)
-	case !names.HandlesProvider(string(m.Spec.Provider)):
-		// Not ours, or no longer: a Machine whose provider changed after
-		// we took it keeps the finalizer, so its deletion still cleans up.
-		return ctrl.Result{}, nil
-	case !hasFinalizer:
-		// The finalizer goes on first and alone, so no workflow can create
-		// anything for a Machine that could vanish without a deprovision.
+	case decide.AddFinalizer:
 		return ctrl.Result{}, r.patchFinalizer(ctx, m, true)
+	case decide.EnsureProvisioned:
+		return r.reconcileProvision(ctx, m)
 	}
-	return r.reconcileProvision(ctx, m)
+	return ctrl.Result{}, nil
 }
 
 func (r *MachineReconciler) reconcileProvision(ctx context.Context, m *v1alpha1.Machine) (ctrl.Result, error) {
@@ -222,31 +219,19 @@ func (r *MachineReconciler) reconcileDelete(ctx context.Context, m *v1alpha1.Mac
 	return r.requeue(m, run), nil
 }
 
-// requeue says when to look at the Machine's run again. A completed run
-// needs no look: only a change to the Machine can ask for more. An open
-// run is looked at after as long as it has been running (so the interval
-// doubles without any state kept here), within [RequeueMin, RequeueMax],
-// and its close is awaited until then and a RequeueMin more (so the
-// waiter overlaps the requeue that replaces it); that requeue is the
-// safety net of the waiter. A failed run is looked at when the Trigger
-// will retry it.
+// requeue says when to look at the Machine's run again (decide.Requeue,
+// within [RequeueMin, RequeueMax]) and follows an open run's close until
+// then; the requeue is the safety net of the waiter.
 func (r *MachineReconciler) requeue(m *v1alpha1.Machine, run Run) ctrl.Result {
 	lo, hi := r.requeueBounds()
-	now := r.now()
+	after, follow := decide.Requeue(run.State.decided(), run.StartTime, run.RetryAt, r.now(), lo, hi)
 	key := client.ObjectKeyFromObject(m)
-	if run.State == StateRunning {
-		wait := clamp(now.Sub(run.StartTime), lo, hi)
-		r.waiters.follow(key, run, wait+lo)
-		return ctrl.Result{RequeueAfter: wait}
+	if follow > 0 {
+		r.waiters.follow(key, run, follow)
+	} else {
+		r.waiters.forget(key)
 	}
-	r.waiters.forget(key)
-	switch {
-	case run.State != StateFailed:
-		return ctrl.Result{}
-	case run.RetryAt.IsZero():
-		return ctrl.Result{RequeueAfter: hi}
-	}
-	return ctrl.Result{RequeueAfter: max(run.RetryAt.Sub(now), lo)}
+	return ctrl.Result{RequeueAfter: after}
 }
 
 // setConditions writes the conditions that changed in one status patch,

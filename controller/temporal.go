@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/machineflow/machineflow/controller/decide"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -144,37 +145,27 @@ func (t *TemporalTrigger) ensure(ctx context.Context, kind workflowKind, m *v1al
 	if err != nil {
 		return Run{}, err
 	}
-	switch {
-	case latest == nil:
-		return t.start(ctx, kind, m, force, 1)
-	case latest.State == StateRunning:
-		// Only one run per ID can be open, whichever Machine it is for:
-		// starting would return this one anyway.
-		if kind == deprovisionKind && force && !latest.Force {
-			return t.forceOpenRun(ctx, latest.Run)
-		}
-		return latest.Run, nil
-	case !latest.belongsTo(m):
-		return t.start(ctx, kind, m, force, 1)
-	case latest.State == StateCompleted:
+	observed := decide.Latest{}
+	if latest != nil {
+		observed = decide.Latest{State: latest.State.decided(), Mine: latest.belongsTo(m),
+			Generation: latest.Generation, Force: latest.Force, Attempt: latest.Attempt, CloseTime: latest.CloseTime}
+	}
+	want := decide.Want{Generation: m.Generation, CheckGeneration: kind == provisionKind, Force: kind == deprovisionKind && force}
+	action := decide.ForRun(observed, want, t.opts.RetryBackoff.Delay, t.opts.Clock())
+	switch action.Verb {
+	case decide.Start:
+		return t.start(ctx, kind, m, force, action.Attempt)
+	case decide.ForceOpen:
+		return t.forceOpenRun(ctx, latest.Run)
+	case decide.Report:
 		return latest.Run, nil
 	}
-
 	run := latest.Run
 	if run.Failure, err = t.failure(ctx, run); err != nil {
 		return Run{}, err
 	}
-	switch {
-	case kind == provisionKind && run.Generation != 0 && run.Generation != m.Generation:
-		return t.start(ctx, kind, m, force, 1)
-	case kind == deprovisionKind && force && !run.Force:
-		return t.start(ctx, kind, m, force, 1)
-	}
-	run.RetryAt = run.CloseTime.Add(t.opts.RetryBackoff.Delay(run.Attempt))
-	if t.opts.Clock().Before(run.RetryAt) {
-		return run, nil
-	}
-	return t.start(ctx, kind, m, force, max(run.Attempt, 1)+1)
+	run.RetryAt = action.RetryAt
+	return run, nil
 }
 
 // describedRun is a Run with what its memo says about its Machine.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vitistack/common/pkg/v1alpha1"
 
+	"github.com/machineflow/machineflow/controller/decide"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -65,6 +66,19 @@ const (
 	// StateFailed: the run failed, timed out, was cancelled or terminated.
 	StateFailed State = "Failed"
 )
+
+// decided is the state as the decide package names it.
+func (s State) decided() decide.State {
+	switch s {
+	case StateRunning:
+		return decide.Open
+	case StateCompleted:
+		return decide.Completed
+	case StateFailed:
+		return decide.Closed
+	}
+	return decide.NotFound
+}
 
 // Run is the latest run of one workflow of a Machine.
 type Run struct {
