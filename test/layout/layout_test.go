@@ -22,21 +22,32 @@ func deps(t *testing.T, pkg string) []string {
 	return strings.Fields(string(out))
 }
 
+// requireNoLinks fails for every package pkg links that forbidden names,
+// with why as the reason.
+func requireNoLinks(t *testing.T, pkg, why string, forbidden func(dep string) bool) {
+	t.Helper()
+	linked := deps(t, pkg)
+	if len(linked) == 0 {
+		t.Fatalf("go list -deps %s listed nothing", pkg)
+	}
+	for _, p := range linked {
+		if forbidden(p) {
+			t.Errorf("%s links %s: %s", pkg, p, why)
+		}
+	}
+}
+
 func TestProductionBinariesLinkNoHarness(t *testing.T) {
 	for _, bin := range []string{"cmd/worker", "cmd/controller", "cmd/starter"} {
 		t.Run(bin, func(t *testing.T) {
-			linked := deps(t, bin)
-			if len(linked) == 0 {
-				t.Fatalf("go list -deps %s listed nothing", bin)
-			}
-			for _, p := range linked {
-				if strings.HasPrefix(p, module+"internal/harness/") {
-					t.Errorf("%s links harness package %s: harness code is for tests, make run and make bench only", bin, p)
-				}
-				// Only the worker's mock mode may carry the simulator.
-				if strings.HasPrefix(p, module+"internal/sim/") && bin != "cmd/worker" {
-					t.Errorf("%s links simulator package %s", bin, p)
-				}
+			requireNoLinks(t, bin, "harness code is for tests, make run and make bench only", func(p string) bool {
+				return strings.HasPrefix(p, module+"internal/harness/")
+			})
+			// Only the worker's mock mode may carry the simulator.
+			if bin != "cmd/worker" {
+				requireNoLinks(t, bin, "only the worker's mock mode carries the simulator", func(p string) bool {
+					return strings.HasPrefix(p, module+"internal/sim/")
+				})
 			}
 		})
 	}
@@ -46,33 +57,22 @@ func TestProductionBinariesLinkNoHarness(t *testing.T) {
 // a Kubernetes client would let a workflow do I/O outside an activity.
 func TestWorkflowsLinkNoKubernetesClient(t *testing.T) {
 	for _, pkg := range []string{"workflows", "activities/contract"} {
-		linked := deps(t, pkg)
-		if len(linked) == 0 {
-			t.Fatalf("go list -deps %s listed nothing", pkg)
-		}
-		for _, p := range linked {
-			if strings.HasPrefix(p, "k8s.io/client-go/") || strings.HasPrefix(p, "sigs.k8s.io/controller-runtime") ||
-				p == module+"activities" || p == module+"clients" {
-				t.Errorf("%s links %s: workflows may depend on the contract types only", pkg, p)
-			}
-		}
+		requireNoLinks(t, pkg, "workflows may depend on the contract types only", func(p string) bool {
+			return strings.HasPrefix(p, "k8s.io/client-go/") || strings.HasPrefix(p, "sigs.k8s.io/controller-runtime") ||
+				p == module+"activities" || p == module+"clients"
+		})
 	}
 }
 
-// The planners and the status mapping are pure: everything they need is
-// passed in. controller-runtime's scheme builder is the one part of it they
-// link, through vitistack's API types; it does no I/O.
+// The planners, the status mapping and the controller's decisions are
+// pure: everything they need is passed in. controller-runtime's scheme
+// builder is the one part of it they may link, through vitistack's API
+// types; it does no I/O.
 func TestPlannersLinkNoClient(t *testing.T) {
-	for _, pkg := range []string{"internal/vmplan", "internal/vmstatus"} {
-		linked := deps(t, pkg)
-		if len(linked) == 0 {
-			t.Fatalf("go list -deps %s listed nothing", pkg)
-		}
-		for _, p := range linked {
-			if strings.HasPrefix(p, "k8s.io/client-go/") || strings.HasPrefix(p, "go.temporal.io/") ||
-				(strings.HasPrefix(p, "sigs.k8s.io/controller-runtime") && p != "sigs.k8s.io/controller-runtime/pkg/scheme") {
-				t.Errorf("%s links %s: planners take what they need as arguments", pkg, p)
-			}
-		}
+	for _, pkg := range []string{"internal/vmplan", "internal/vmstatus", "controller/decide"} {
+		requireNoLinks(t, pkg, "planners take what they need as arguments", func(p string) bool {
+			return strings.HasPrefix(p, "k8s.io/client-go/") || strings.HasPrefix(p, "go.temporal.io/") ||
+				(strings.HasPrefix(p, "sigs.k8s.io/controller-runtime") && p != "sigs.k8s.io/controller-runtime/pkg/scheme")
+		})
 	}
 }
