@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/machineflow/machineflow/internal/harness/devtemporal"
+	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 )
 
@@ -74,7 +75,7 @@ func need(t *testing.T) *suite {
 }
 
 // worker is the suite's only worker process.
-func (st *suite) worker() *stack.Service { return st.Workers[0] }
+func (st *suite) worker() *services.Service { return st.Workers[0] }
 
 // starter runs the starter binary against the suite's Temporal and
 // supervisor and returns its exit code and output.

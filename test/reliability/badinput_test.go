@@ -33,6 +33,7 @@ import (
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/controller"
 	"github.com/machineflow/machineflow/internal/harness/freeport"
+	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
@@ -133,8 +134,8 @@ func TestBadInput(t *testing.T) {
 		fmt.Fprintf(&report, "  %-24s %-9s runs %d, %5.1fs  %s\n", r.name, r.outcome, r.runs, r.took.Seconds(), r.message)
 	}
 	t.Logf("%d bad inputs in %s:\n%s", len(cases), time.Since(start).Round(time.Second), report.String())
-	for _, p := range []*stack.Service{st.Workers[0], st.Controller} {
-		assert.True(t, p.Running(), "%s crashed on bad input (exit code %d); log:\n%s", p.Name(), p.ExitCode(), stack.Tail(p.LogPath(), 40))
+	for _, p := range []*services.Service{st.Workers[0], st.Controller} {
+		assert.True(t, p.Running(), "%s crashed on bad input (exit code %d); log:\n%s", p.Name(), p.ExitCode(), services.Tail(p.LogPath(), 40))
 	}
 }
 

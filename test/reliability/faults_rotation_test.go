@@ -18,6 +18,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
@@ -131,7 +132,7 @@ func clientFor(t *testing.T, st *stack.Stack, kubeconfig []byte) client.Client {
 // was built from cred's kubeconfig, the Secret's only content since. Its
 // "replaced" is true when a client built from an older Secret was in
 // use, which is a rotation picked up without a restart.
-func waitPickup(t *testing.T, w *stack.Service, config string, cred credentials) map[string]any {
+func waitPickup(t *testing.T, w *services.Service, config string, cred credentials) map[string]any {
 	t.Helper()
 	var found map[string]any
 	require.Eventually(t, func() bool {

@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/machineflow/machineflow/activities/contract"
+	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
 	"github.com/machineflow/machineflow/workflows"
@@ -46,10 +47,10 @@ func TestWorkerKilledBesideAnotherDuringBatch(t *testing.T) {
 	for _, name := range b.names {
 		ids = append(ids, workflows.ProvisionWorkflowID(b.ns, name))
 	}
-	workers := map[string]*stack.Service{identity(first): first, identity(added): added}
+	workers := map[string]*services.Service{identity(first): first, identity(added): added}
 	// Waits for a boot last seconds: those in flight on a worker a moment
 	// ago still are when it is killed.
-	var victim *stack.Service
+	var victim *services.Service
 	var victimID string
 	var seen []killPoint // the victim's waits, by workflow ID, before the kill
 	require.Eventually(t, func() bool {
@@ -100,7 +101,7 @@ func workflowIDs(points []killPoint) []string {
 }
 
 // identity is the Temporal identity of a worker process: "<pid>@<host>@".
-func identity(w *stack.Service) string {
+func identity(w *services.Service) string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%d@%s@", w.Pid(), host)
 }

@@ -19,6 +19,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
@@ -102,8 +103,8 @@ type env struct {
 	*stack.Stack
 	// worker is the one worker running; workers are every worker started,
 	// by the name of their limits (a stopped one is started again).
-	worker  *stack.Service
-	workers map[string]*stack.Service
+	worker  *services.Service
+	workers map[string]*services.Service
 	// roles names the API servers by host:port: "supervisor" or the
 	// cluster's KubevirtConfig name.
 	roles   map[string]string
@@ -176,7 +177,7 @@ func startEnv(ctx context.Context) (*env, error) {
 	e := &env{
 		Stack:      s,
 		worker:     s.Workers[0],
-		workers:    map[string]*stack.Service{defaultLimits.name: s.Workers[0]},
+		workers:    map[string]*services.Service{defaultLimits.name: s.Workers[0]},
 		roles:      map[string]string{hostOf(s.Env.Supervisor.Config.Host): "supervisor"},
 		starter:    workflows.Starter{Client: s.Temporal()},
 		namespaces: map[string]bool{},
@@ -765,7 +766,7 @@ func (e *env) assertDeprovisioned(ctx context.Context, b *testing.B, ms []*v1alp
 }
 
 // requestsOf scrapes one process's request counts.
-func (e *env) requestsOf(ctx context.Context, b *testing.B, p *stack.Service) requests {
+func (e *env) requestsOf(ctx context.Context, b *testing.B, p *services.Service) requests {
 	b.Helper()
 	r, err := scrapeRequests(ctx, p.MetricsAddress(), e.roles)
 	if err != nil {

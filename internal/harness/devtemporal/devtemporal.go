@@ -54,6 +54,10 @@ type Options struct {
 	// Log gets the process's start and stop lines and the client's logs;
 	// nil discards them.
 	Log *slog.Logger
+	// CLI is the temporal binary; empty is CLIPath's.
+	CLI string
+	// Env is the server's environment; nil is this process's.
+	Env []string
 }
 
 // Server is a running dev server with a client connected to it.
@@ -68,6 +72,12 @@ func (s *Server) Client() client.Client { return s.client }
 
 // FrontendHostPort is the frontend's host:port, for other clients.
 func (s *Server) FrontendHostPort() string { return s.hostPort }
+
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.proc.Pid() }
+
+// Done is closed when the server has exited.
+func (s *Server) Done() <-chan struct{} { return s.proc.Done() }
 
 // Stop closes the client and stops the server: SIGTERM, then SIGKILL after
 // a grace period. It fails if the server exited with an error or left a
@@ -130,9 +140,12 @@ func Args(opts Options) ([]string, error) {
 // does not by ctx's deadline or opts.ReadyTimeout, or exits first, the
 // server is stopped and the error carries the end of its output.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	path, err := CLIPath()
-	if err != nil {
-		return nil, err
+	path := opts.CLI
+	var err error
+	if path == "" {
+		if path, err = CLIPath(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.HostPort == "" {
 		if opts.HostPort, err = freeport.Address(); err != nil {
@@ -147,12 +160,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tail := &tailWriter{max: outputTail}
+	tail := &childproc.Tail{Max: outputTail}
 	out := io.Writer(tail)
 	if opts.Out != nil {
 		out = io.MultiWriter(opts.Out, tail)
 	}
-	proc, err := childproc.Start(childproc.Command{Name: "temporal dev server", Path: path, Args: args, Env: os.Environ(), Out: out, Log: log})
+	env := opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	proc, err := childproc.Start(childproc.Command{Name: "temporal dev server", Path: path, Args: args, Env: env, Out: out, Log: log})
 	if err != nil {
 		return nil, err
 	}

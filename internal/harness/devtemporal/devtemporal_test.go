@@ -131,16 +131,6 @@ func TestArgs(t *testing.T) {
 	assert.ErrorContains(t, err, `temporal dev server host:port ""`)
 }
 
-func TestTailWriterKeepsTheEnd(t *testing.T) {
-	w := &tailWriter{max: 5}
-	for _, s := range []string{"abc", "defg", "h"} {
-		n, err := w.Write([]byte(s))
-		require.NoError(t, err)
-		assert.Equal(t, len(s), n)
-	}
-	assert.Equal(t, "defgh", w.String())
-}
-
 func skipShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: needs the Temporal dev server (bin/temporal); run without -short")

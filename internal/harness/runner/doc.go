@@ -12,7 +12,8 @@
 // etcd of a crashed sandbox) is killed and reported as an error. On Linux
 // the children also get a parent-death signal, so even a runner killed with
 // SIGKILL leaves nothing running. That handling of one child is package
-// childproc, shared with the e2e suite's worker and internal/harness/devtemporal.
+// childproc; Temporal, the worker and the controller are started through
+// devtemporal and services, as the out-of-process suites start them.
 //
 // Start order and readiness: the Temporal dev server (ready when a client
 // connects; its SQLite file in the run directory keeps workflow history

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,15 +15,13 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"k8s.io/client-go/tools/clientcmd"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/internal/harness/childproc"
 	"github.com/machineflow/machineflow/internal/harness/devtemporal"
-	"github.com/machineflow/machineflow/internal/harness/freeport"
 	"github.com/machineflow/machineflow/internal/harness/runner/manifest"
+	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/logging"
 	"github.com/machineflow/machineflow/internal/names"
@@ -114,10 +111,27 @@ type runner struct {
 	opts  Options
 	out   *output
 	log   *slog.Logger
-	procs []*childproc.Process // in start order
+	procs []process // in start order
 	// metrics are the worker's and controller's metrics URLs, for the banner.
 	metrics []string
 }
+
+// process is what the runner watches and stops: a child it started
+// itself, the dev server or a service.
+type process interface {
+	Name() string
+	Pid() int
+	Done() <-chan struct{}
+	Stop(grace time.Duration) error
+}
+
+// temporalProcess is the dev server as one of the runner's processes.
+type temporalProcess struct{ *devtemporal.Server }
+
+func (temporalProcess) Name() string { return "temporal" }
+
+// Stop stops the server within devtemporal's own grace.
+func (t temporalProcess) Stop(time.Duration) error { return t.Server.Stop() }
 
 // Run starts Temporal, the sandbox, the worker and the controller in that
 // order, schedules the health check, applies the examples, and runs until
@@ -165,10 +179,8 @@ func (r *runner) startAll(ctx context.Context) error {
 		return err
 	}
 	env := r.machineflowEnv(kubeconfig)
-	for _, svc := range services {
-		if err := r.startService(ctx, svc, env); err != nil {
-			return err
-		}
+	if err := r.startServices(ctx, env); err != nil {
+		return err
 	}
 	if err := r.runStarter(ctx, env, "schedule", "health-check", "--every", "5m"); err != nil {
 		return err
@@ -194,35 +206,23 @@ func (r *runner) startTemporal(ctx context.Context) error {
 		HostPort:  r.temporalAddress(),
 		Namespace: temporalclient.DefaultNamespace,
 		// History survives a restart of `make run`.
-		DBFile: filepath.Join(r.opts.Dir, "temporal.db"),
-		UI:     !r.opts.Headless,
+		DBFile:       filepath.Join(r.opts.Dir, "temporal.db"),
+		UI:           !r.opts.Headless,
+		ReadyTimeout: r.opts.StartTimeout,
+		Out:          r.out.prefixed("temporal"),
+		Log:          r.log,
+		CLI:          r.opts.TemporalCLI,
+		Env:          childEnv(),
 	}
 	if dev.UI {
 		dev.UIPort = strconv.Itoa(r.opts.UIPort)
 	}
-	args, err := devtemporal.Args(dev)
+	r.log.Info("waiting for Temporal to accept clients")
+	srv, err := devtemporal.Start(ctx, dev)
 	if err != nil {
 		return err
 	}
-	p, err := r.start("temporal", r.opts.TemporalCLI, nil, args...)
-	if err != nil {
-		return err
-	}
-	err = r.waitFor(ctx, p, "Temporal to accept clients", func() bool {
-		c, err := client.DialContext(ctx, client.Options{
-			HostPort:  r.temporalAddress(),
-			Namespace: temporalclient.DefaultNamespace,
-			Logger:    tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
-		})
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-	if err != nil {
-		return err
-	}
+	r.procs = append(r.procs, temporalProcess{srv})
 	r.log.Info("Temporal is up", "address", r.temporalAddress(), "searchAttributes", strings.Join(names.KeywordSearchAttributes(), ","))
 	return nil
 }
@@ -274,59 +274,34 @@ func (r *runner) machineflowEnv(kubeconfig string) []string {
 // Vitistack's region.
 const SandboxVitistack = "sandbox"
 
-// service is how the worker or the controller is told where to serve
-// /metrics and /readyz.
-type service struct {
-	name       string
-	metricsEnv string
-	// probeEnv is the variable of a separate /healthz and /readyz
-	// listener; empty when the metrics listener serves them.
-	probeEnv string
-	// env is the settings of this service alone.
-	env []string
-}
-
-// services start in this order: the worker polls before the controller
-// starts workflows.
-var services = []service{
-	{name: "worker", metricsEnv: "METRICS_ADDRESS",
-		env: []string{"NAME_MACHINE_PROVIDER=" + testenv.ClusterName(1), "VITISTACK_NAME=" + SandboxVitistack}},
-	{name: "controller", metricsEnv: "METRICS_BIND_ADDRESS", probeEnv: "HEALTH_PROBE_BIND_ADDRESS"},
-}
-
-// startService starts the worker or the controller with its listeners on
-// free ports, and waits until its /readyz answers 200.
-func (r *runner) startService(ctx context.Context, svc service, env []string) error {
-	metrics, err := freeport.Address()
-	if err != nil {
-		return fmt.Errorf("a port for the %s's metrics: %w", svc.name, err)
+// startServices starts the worker, then the controller, each with its
+// listeners on free ports, waiting until its /readyz answers 200: the
+// worker polls before the controller starts workflows.
+func (r *runner) startServices(ctx context.Context, env []string) error {
+	env = slices.Concat(childEnv(), env)
+	o := func(name string) services.Options {
+		return services.Options{Out: r.out.prefixed(name), Log: r.log, ReadyTimeout: r.opts.StartTimeout}
 	}
-	env = append(slices.Concat(env, svc.env), svc.metricsEnv+"="+metrics)
-	probes := metrics
-	if svc.probeEnv != "" {
-		if probes, err = freeport.Address(); err != nil {
-			return fmt.Errorf("a port for the %s's probes: %w", svc.name, err)
-		}
-		env = append(env, svc.probeEnv+"="+probes)
-	}
-	p, err := r.start(svc.name, filepath.Join(r.opts.BinDir, svc.name), env)
+	worker, err := services.Worker("worker", filepath.Join(r.opts.BinDir, "worker"),
+		slices.Concat(env, []string{"NAME_MACHINE_PROVIDER=" + testenv.ClusterName(1), "VITISTACK_NAME=" + SandboxVitistack}), o("worker"))
 	if err != nil {
 		return err
 	}
-	readyz := "http://" + probes + "/readyz"
-	hc := &http.Client{Timeout: 2 * time.Second}
-	err = r.waitFor(ctx, p, "the "+svc.name+" to be ready ("+readyz+")", func() bool {
-		resp, err := hc.Get(readyz)
+	controller, err := services.Controller(filepath.Join(r.opts.BinDir, "controller"), env, o("controller"))
+	if err != nil {
+		return err
+	}
+	for _, svc := range []*services.Service{worker, controller} {
+		r.log.Info("waiting for the " + svc.Name() + " to be ready")
+		err := svc.Start(ctx)
+		if svc.Running() {
+			r.procs = append(r.procs, svc)
+		}
 		if err != nil {
-			return false
+			return err
 		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	if err != nil {
-		return err
+		r.metrics = append(r.metrics, svc.Name()+" http://"+svc.MetricsAddress()+"/metrics")
 	}
-	r.metrics = append(r.metrics, svc.name+" http://"+metrics+"/metrics")
 	return nil
 }
 
@@ -380,7 +355,7 @@ func (r *runner) applyExamples(ctx context.Context, kubeconfig string) error {
 
 // waitFor polls ready until it holds, p exits, ctx is done or the start
 // timeout passes.
-func (r *runner) waitFor(ctx context.Context, p *childproc.Process, what string, ready func() bool) error {
+func (r *runner) waitFor(ctx context.Context, p process, what string, ready func() bool) error {
 	r.log.Info("waiting for " + what)
 	deadline := time.NewTimer(r.opts.StartTimeout)
 	defer deadline.Stop()
@@ -437,8 +412,8 @@ func (r *runner) start(name, bin string, env []string, args ...string) (*childpr
 }
 
 // waitAny returns the first process to exit, or nil when ctx is done.
-func waitAny(ctx context.Context, procs []*childproc.Process) *childproc.Process {
-	exited := make(chan *childproc.Process, len(procs))
+func waitAny(ctx context.Context, procs []process) process {
+	exited := make(chan process, len(procs))
 	stop := make(chan struct{})
 	defer close(stop)
 	for _, p := range procs {

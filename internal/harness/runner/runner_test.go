@@ -51,7 +51,7 @@ func TestRunStopsEverythingWhenTheSandboxFails(t *testing.T) {
 	assert.NotContains(t, out.String(), "must not run")
 	assert.NotContains(t, out.String(), "machineflow is running")
 
-	m := regexp.MustCompile(`msg=started process=temporal pid=(\d+)`).FindStringSubmatch(out.String())
+	m := regexp.MustCompile(`msg=started process="temporal dev server" pid=(\d+)`).FindStringSubmatch(out.String())
 	require.NotNil(t, m, out.String())
 	pid, err := strconv.Atoi(m[1])
 	require.NoError(t, err)

@@ -3,6 +3,8 @@ package stack
 import (
 	"context"
 	"errors"
+
+	"github.com/machineflow/machineflow/internal/harness/services"
 )
 
 // StartController starts the controller of a stack made without one
@@ -10,7 +12,7 @@ import (
 // start workflows themselves first, through the starter API, need the
 // controller to come later: running from the start it would start them
 // itself. It fails if the stack has a controller already.
-func (s *Stack) StartController(ctx context.Context) (*Service, error) {
+func (s *Stack) StartController(ctx context.Context) (*services.Service, error) {
 	s.mu.Lock()
 	if s.Controller != nil {
 		s.mu.Unlock()

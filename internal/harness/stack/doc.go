@@ -17,7 +17,7 @@
 // afterwards, lands on the API server with its caller gone. Workers get
 // such a kubeconfig through AddWorkerWithEnv.
 //
-// Every listener is on a port chosen once, when its Service is made, so a
+// Every listener is on a port chosen once, when its services.Service is made, so a
 // restarted process is found where it was. Logs are JSON lines in Dir, one
 // file per process, appended across restarts; LogTails is what a failing
 // test prints.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/machineflow/machineflow/internal/harness/devtemporal"
 	"github.com/machineflow/machineflow/internal/harness/freeport"
+	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/harness/testenv/simulated"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
@@ -80,9 +81,9 @@ type Stack struct {
 	Kubeconfig string
 	Bin        Binaries
 	// Workers are the worker processes, in start order.
-	Workers []*Service
+	Workers []*services.Service
 	// Controller is nil unless Options.Controller.
-	Controller *Service
+	Controller *services.Service
 
 	opts        Options
 	temporalOps devtemporal.Options
@@ -270,14 +271,14 @@ func (s *Stack) RestartTemporal(ctx context.Context, down time.Duration) error {
 
 // AddWorker starts one more worker process on the task queue and waits
 // until it is ready.
-func (s *Stack) AddWorker(ctx context.Context) (*Service, error) {
+func (s *Stack) AddWorker(ctx context.Context) (*services.Service, error) {
 	return s.AddWorkerWithEnv(ctx)
 }
 
 // AddWorkerWithEnv is AddWorker with KEY=VALUE settings for this worker
 // alone, which win over Options.WorkerEnv: e.g. a KUBECONFIG that reaches
 // the supervisor through a Gate.
-func (s *Stack) AddWorkerWithEnv(ctx context.Context, env ...string) (*Service, error) {
+func (s *Stack) AddWorkerWithEnv(ctx context.Context, env ...string) (*services.Service, error) {
 	s.mu.Lock()
 	name := fmt.Sprintf("worker-%d", len(s.Workers)+1)
 	s.mu.Unlock()
@@ -306,16 +307,16 @@ func (s *Stack) StarterCmd(ctx context.Context, args ...string) *exec.Cmd {
 // LogTails is the last n lines of every process's log, for a failed test.
 func (s *Stack) LogTails(n int) string {
 	out := ""
-	for _, p := range s.services() {
-		out += fmt.Sprintf("--- %s log, last lines:\n%s\n", p.Name(), Tail(p.LogPath(), n))
+	for _, p := range s.processes() {
+		out += fmt.Sprintf("--- %s log, last lines:\n%s\n", p.Name(), services.Tail(p.LogPath(), n))
 	}
-	return out + fmt.Sprintf("--- simulator log, last lines:\n%s\n", Tail(s.simLog, n/2))
+	return out + fmt.Sprintf("--- simulator log, last lines:\n%s\n", services.Tail(s.simLog, n/2))
 }
 
-func (s *Stack) services() []*Service {
+func (s *Stack) processes() []*services.Service {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	all := append([]*Service(nil), s.Workers...)
+	all := append([]*services.Service(nil), s.Workers...)
 	if s.Controller != nil {
 		all = append(all, s.Controller)
 	}
@@ -332,7 +333,7 @@ func (s *Stack) Stop() error {
 		errs = append(errs, s.Controller.Stop(StopTimeout))
 	}
 	var wg sync.WaitGroup
-	workers := s.services()
+	workers := s.processes()
 	werrs := make([]error, len(workers))
 	for i, w := range workers {
 		if w != s.Controller {
