@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities/contract"
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/sim/kubevirtsim"
@@ -320,8 +321,7 @@ func testConflicts(t *testing.T, s *suite, cluster string) {
 	err = s.run(t, nil, s.acts.EnsureNetwork, contract.NetworkInput{KubevirtConfig: cluster, Machine: ref, Network: contract.NetworkPlan{VLANID: 7}})
 	requireAppError(t, err, contract.ErrTypeConflict, true)
 
-	foreignVM := &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c1"},
-		Spec: kubevirtv1.VirtualMachineSpec{Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{}}}
+	foreignVM := kubevirtadmission.MinimalVM(ns, "c1")
 	s.create(t, remote, foreignVM)
 	plan := testPlan(ref)
 	err = s.run(t, nil, s.acts.EnsureVirtualMachine, contract.VirtualMachineInput{KubevirtConfig: cluster, Plan: plan,

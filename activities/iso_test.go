@@ -14,12 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/clients"
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/vmplan"
@@ -124,9 +124,11 @@ func TestCleanupISO(t *testing.T) {
 	}
 	s.create(t, remote, pvc)
 
-	// A field this module's KubeVirt types do not know, on an entry the
-	// cleanup keeps: a patch built from the typed VM would drop it.
-	addFuture := []byte(`[{"op":"add","path":"/spec/template/spec/domain/devices/disks/0/futureField","value":"kept"}]`)
+	// A field machineflow never sets, written by someone else on an entry
+	// the cleanup keeps: a patch built from the VM machineflow wants would
+	// drop it. (KubeVirt's CRD schema prunes fields it does not know, so
+	// this is a known one.)
+	addFuture := []byte(`[{"op":"add","path":"/spec/template/spec/domain/devices/disks/0/serial","value":"kept"}]`)
 	require.NoError(t, remote.Patch(ctx, &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "inst"}},
 		client.RawPatch(types.JSONPatchType, addFuture)))
 
@@ -174,7 +176,7 @@ func TestCleanupISO(t *testing.T) {
 	require.NoError(t, remote.Get(ctx, vmKey, u))
 	disks, _, err := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "domain", "devices", "disks")
 	require.NoError(t, err)
-	require.Equal(t, "kept", disks[1].(map[string]any)["futureField"], "a field unknown to machineflow survives")
+	require.Equal(t, "kept", disks[1].(map[string]any)["serial"], "a field someone else set survives")
 
 	requireGoneOrTerminating(t, remote, isoKey, dv.DeepCopy())
 	requireGoneOrTerminating(t, remote, isoKey, &corev1.PersistentVolumeClaim{})
@@ -210,12 +212,11 @@ func TestCleanupISO(t *testing.T) {
 			m.Annotations = map[string]string{names.CDROMEjectedAnnotation: "true"}
 		})
 		foreign := contract.RemoteMachine{KubevirtConfig: cluster, Machine: foreignRef}
-		fvm := &kubevirtv1.VirtualMachine{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign"},
-			Spec: kubevirtv1.VirtualMachineSpec{RunStrategy: ptr.To(kubevirtv1.RunStrategyHalted), Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{
-				Spec: kubevirtv1.VirtualMachineInstanceSpec{Domain: kubevirtv1.DomainSpec{Devices: kubevirtv1.Devices{Disks: []kubevirtv1.Disk{
-					{Name: vmplan.CDROMDiskName, DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: vmplan.BusSATA}}}}}}}}},
-		}
+		fvm := kubevirtadmission.MinimalVM(ns, "foreign")
+		fvm.Spec.Template.Spec.Domain.Devices.Disks = []kubevirtv1.Disk{
+			{Name: vmplan.CDROMDiskName, DiskDevice: kubevirtv1.DiskDevice{CDRom: &kubevirtv1.CDRomTarget{Bus: vmplan.BusSATA}}}}
+		fvm.Spec.Template.Spec.Volumes = []kubevirtv1.Volume{{Name: vmplan.CDROMDiskName, VolumeSource: kubevirtv1.VolumeSource{
+			PersistentVolumeClaim: &kubevirtv1.PersistentVolumeClaimVolumeSource{PersistentVolumeClaimVolumeSource: corev1.PersistentVolumeClaimVolumeSource{ClaimName: "foreign-iso"}}}}}
 		s.create(t, remote, fvm)
 		appErr := requireAppError(t, s.run(t, nil, s.acts.CleanupISO, foreign), contract.ErrTypeConflict, true)
 		require.Contains(t, appErr.Message(), "VirtualMachine iso-cleanup/foreign on "+cluster+" exists and is not managed by machineflow")

@@ -11,13 +11,12 @@ import (
 	"github.com/vitistack/common/pkg/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	clocktesting "k8s.io/utils/clock/testing"
-	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/names"
@@ -194,12 +193,7 @@ func TestIntegrationPlacementAndHealth(t *testing.T) {
 	}
 	createVM := func(c *testenv.Cluster, name string) {
 		t.Helper()
-		vm := &unstructured.Unstructured{}
-		vm.SetGroupVersionKind(kubevirtv1.VirtualMachineGroupVersionKind)
-		vm.SetNamespace(ns)
-		vm.SetName(name)
-		vm.Object["spec"] = map[string]any{"runStrategy": "Halted"}
-		require.NoError(t, c.Client.Create(ctx, vm))
+		require.NoError(t, c.Client.Create(ctx, kubevirtadmission.MinimalVM(ns, name)))
 	}
 	machine := func(name string) *v1alpha1.Machine {
 		return &v1alpha1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}

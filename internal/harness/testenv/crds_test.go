@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,4 +59,34 @@ func yamlFiles(t *testing.T, dir string) []string {
 		}
 	}
 	return out // os.ReadDir sorts by name
+}
+
+// TestKubevirtCRDsInSync fails when test/crds/kubevirt differs from what
+// crdgen generates from the KubeVirt, CDI and Multus modules pinned in
+// hack/tools/kubevirt. Fix: `make kubevirt-crds`.
+func TestKubevirtCRDsInSync(t *testing.T) {
+	root := repoRoot(t)
+	bin, err := binaryDir(root)
+	require.NoError(t, err)
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/k8snetworkplumbingwg/network-attachment-definition-client")
+	cmd.Dir = filepath.Join(root, "hack", "tools", "kubevirt")
+	out, err := cmd.Output()
+	require.NoError(t, err, "go list -m in hack/tools/kubevirt")
+	generated := t.TempDir()
+	gen := exec.Command(filepath.Join(bin, "crdgen"), "-out", generated,
+		"-nad-crd", filepath.Join(strings.TrimSpace(string(out)), "artifacts", "networks-crd.yaml"))
+	msg, err := gen.CombinedOutput()
+	require.NoError(t, err, "crdgen (build it with `make tools`): %s", msg)
+
+	checkedIn := filepath.Join(root, "test", "crds", "kubevirt")
+	want := yamlFiles(t, generated)
+	require.NotEmpty(t, want)
+	require.Equal(t, want, yamlFiles(t, checkedIn), "files in %s differ from crdgen's: run `make kubevirt-crds`", checkedIn)
+	for _, f := range want {
+		g, err := os.ReadFile(filepath.Join(generated, f))
+		require.NoError(t, err)
+		c, err := os.ReadFile(filepath.Join(checkedIn, f))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(g, c), "%s differs from crdgen's: run `make kubevirt-crds`", f)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -37,7 +38,7 @@ func TestDataDirKeepsObjectsAcrossRestarts(t *testing.T) {
 	first := start()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: names.Namespace, Name: "kept"}, Data: map[string]string{"k": "v"}}
 	require.NoError(t, first.Supervisor.Client.Create(ctx, cm))
-	vm := &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kept"}}
+	vm := kubevirtadmission.MinimalVM("default", "kept")
 	require.NoError(t, first.Clusters[0].Client.Create(ctx, vm))
 	oldKubeconfig := first.Clusters[0].Kubeconfig
 	require.NoError(t, first.Stop())

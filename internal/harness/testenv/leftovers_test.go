@@ -12,6 +12,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -47,13 +48,13 @@ func TestMachineLeftovers(t *testing.T) {
 	// What keeps a deleted PVC listed on a cluster without a controller-manager.
 	deleting.Finalizers = []string{"kubernetes.io/pvc-protection"}
 	for _, o := range []client.Object{
-		&kubevirtv1.VirtualMachine{ObjectMeta: meta("vm1", "vm1")},
-		&kubevirtv1.VirtualMachineInstance{ObjectMeta: meta("vm1", "vm1")},
+		withMeta(kubevirtadmission.MinimalVM(ns, ""), meta("vm1", "vm1")),
+		withMeta(kubevirtadmission.MinimalVMI(ns, ""), meta("vm1", "vm1")),
 		pvc("vm1", "vm1"),
 		deleting,
 		nad("vlan100", "vm1"),
 		// Another Machine's objects and objects without machineflow's labels.
-		&kubevirtv1.VirtualMachine{ObjectMeta: meta("vm2", "vm2")},
+		withMeta(kubevirtadmission.MinimalVM(ns, ""), meta("vm2", "vm2")),
 		nad("vlan200", "vm2"),
 		pvc("by-hand", ""),
 	} {
@@ -76,4 +77,14 @@ func TestMachineLeftovers(t *testing.T) {
 
 	_, err = env.Supervisor.MachineLeftovers(ctx, ns, "vm1")
 	assert.ErrorContains(t, err, "cluster supervisor: listing VirtualMachines in left", "a cluster without the KubeVirt API")
+}
+
+func withMeta[T interface {
+	client.Object
+	*kubevirtv1.VirtualMachine | *kubevirtv1.VirtualMachineInstance
+}](o T, m metav1.ObjectMeta) T {
+	o.SetName(m.Name)
+	o.SetNamespace(m.Namespace)
+	o.SetLabels(m.Labels)
+	return o
 }

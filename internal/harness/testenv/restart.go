@@ -22,6 +22,13 @@ func (c *Cluster) Stop() error {
 		return fmt.Errorf("testenv: cluster %s is stopped already", c.Name)
 	}
 	c.stopped = true
+	// KubeVirt's webhooks first, as their API server's going takes them
+	// down too.
+	if c.admission != nil {
+		if err := c.admission.Stop(); err != nil {
+			return fmt.Errorf("testenv: cluster %s: %w", c.Name, err)
+		}
+	}
 	cp := c.env.ControlPlane
 	// The API server first: etcd going away under it is a different fault.
 	if err := cp.APIServer.Stop(); err != nil {
@@ -61,6 +68,12 @@ func (c *Cluster) Start(ctx context.Context) error {
 	for {
 		missing, err := c.unservedCRDs()
 		if err == nil && missing == "" {
+			if c.admission == nil {
+				return nil
+			}
+			if err := c.admission.Restart(ctx); err != nil {
+				return fmt.Errorf("testenv: cluster %s: %w", c.Name, err)
+			}
 			return nil
 		}
 		select {

@@ -16,6 +16,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/names"
 )
 
@@ -49,6 +50,7 @@ func TestClusterStopStartKeepsAddressCredentialsAndData(t *testing.T) {
 		var vms kubevirtv1.VirtualMachineList
 		assert.NoError(t, cl.List(ctx, &vms), "%s: the KubeVirt CRDs are served once Start returns", name)
 	}
+	assert.NoError(t, kubevirtadmission.Probe(ctx, c.Client), "KubeVirt's admission is live again once Start returns")
 	require.NoError(t, c.Stop(), "a second restart works too")
 	require.NoError(t, c.Start(ctx))
 	require.NoError(t, c.Client.Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{}))

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 )
 
 const modulePath = "github.com/machineflow/machineflow"
@@ -61,15 +63,15 @@ func isModuleRoot(gomod string) bool {
 	return false
 }
 
-// binaryDir returns the directory with kube-apiserver and etcd, checking that
-// both exist so a fresh checkout gets a useful error instead of envtest's.
+// binaryDir returns the directory with kube-apiserver, etcd and KubeVirt's
+// webhook server, checking that they exist so a fresh checkout gets a useful error instead of envtest's.
 func binaryDir(root string) (string, error) {
 	dir := filepath.Join(root, "bin")
 	if env := os.Getenv("KUBEBUILDER_ASSETS"); env != "" {
 		dir = env
 	}
 	var missing []error
-	for _, name := range []string{"kube-apiserver", "etcd"} {
+	for _, name := range []string{"kube-apiserver", "etcd", kubevirtadmission.BinaryName} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			missing = append(missing, err)
 		}

@@ -18,11 +18,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	cdiv1beta1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/scheme"
 )
@@ -79,8 +81,16 @@ type Cluster struct {
 	// Kubeconfig authenticates a separate system:masters user; it is what
 	// the supervisor's Secret holds. It contains a client key: never log it.
 	Kubeconfig []byte
+	// VirtController acts as virt-controller's service account, on
+	// KubeVirt clusters only: KubeVirt's admission keeps a VMI's status
+	// as it was unless one of KubeVirt's own components writes it, so the
+	// simulator uses this client.
+	VirtController client.Client
 
 	env *envtest.Environment
+	// admission is KubeVirt's admission webhook server, on KubeVirt
+	// clusters only.
+	admission *kubevirtadmission.Server
 	// dir holds the API server's certificates and, without
 	// Options.DataDir, etcd's data: both outlive a Stop of the cluster
 	// alone (restart.go) and go with Env.Stop.
@@ -155,7 +165,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	var wg sync.WaitGroup
 	for i, c := range all {
 		crds := filepath.Join(root, "test", "crds", "kubevirt")
-		setup := setupKubevirtCluster
+		setup := func(ctx context.Context, c *Cluster) error { return c.setupKubevirtCluster(ctx, bin) }
 		if c == e.Supervisor {
 			crds = filepath.Join(root, "deploy", "crds", "vitistack")
 			setup = e.setupSupervisor
@@ -237,9 +247,13 @@ func createIfAbsent(ctx context.Context, c client.Client, obj client.Object) err
 	return err
 }
 
-// setupKubevirtCluster adds what a KubeVirt cluster has besides CRDs: a
-// default StorageClass and the StorageProfile CDI derives from it.
-func setupKubevirtCluster(ctx context.Context, c *Cluster) error {
+// setupKubevirtCluster adds what a KubeVirt cluster has besides CRDs:
+// KubeVirt's admission webhooks, a default StorageClass and the
+// StorageProfile CDI derives from it.
+func (c *Cluster) setupKubevirtCluster(ctx context.Context, binDir string) error {
+	if err := c.startAdmission(ctx, binDir); err != nil {
+		return err
+	}
 	sc := &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        DefaultStorageClass,
@@ -328,9 +342,12 @@ func (e *Env) Stop() error {
 				continue
 			}
 			wg.Go(func() {
+				if c.admission != nil {
+					errs[i] = c.admission.Stop()
+				}
 				if c.env != nil {
 					if err := c.env.Stop(); err != nil {
-						errs[i] = fmt.Errorf("testenv: stopping cluster %s: %w", c.Name, err)
+						errs[i] = errors.Join(errs[i], fmt.Errorf("testenv: stopping cluster %s: %w", c.Name, err))
 					}
 				}
 				if c.dir != "" {
@@ -342,4 +359,37 @@ func (e *Env) Stop() error {
 		e.stopErr = errors.Join(errs...)
 	})
 	return e.stopErr
+}
+
+// startAdmission starts KubeVirt's admission webhooks for the cluster, as
+// virt-api's own user, and returns once they are live.
+func (c *Cluster) startAdmission(ctx context.Context, binDir string) error {
+	kubeconfig, err := c.AddUser("virt-api", "system:masters")
+	if err != nil {
+		return err
+	}
+	// The client certificate's common name is the user name the
+	// admitters see: virt-controller's service account's.
+	controller, err := c.AddUser(kubevirtadmission.ControllerServiceAccount, "system:masters")
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(controller)
+	if err != nil {
+		return fmt.Errorf("cluster %s: virt-controller's kubeconfig: %w", c.Name, err)
+	}
+	if c.VirtController, err = client.New(cfg, client.Options{Scheme: c.Client.Scheme()}); err != nil {
+		return fmt.Errorf("cluster %s: virt-controller's client: %w", c.Name, err)
+	}
+	c.admission, err = kubevirtadmission.Start(ctx, kubevirtadmission.Options{
+		Bin:        filepath.Join(binDir, kubevirtadmission.BinaryName),
+		Kubeconfig: kubeconfig,
+		Client:     c.Client,
+		Dir:        c.dir,
+		Name:       "kubevirt-webhook of cluster " + c.Name,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	return nil
 }

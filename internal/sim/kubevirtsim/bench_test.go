@@ -17,7 +17,7 @@ func BenchmarkTickSteady(b *testing.B) {
 	const vms = 50
 	env := testenv.New(b, testenv.Options{Clusters: 1})
 	c := env.Clusters[0].Client
-	sim, err := New(c, Options{AddressPool: pool, BootDelay: time.Nanosecond})
+	sim, err := New(env.Clusters[0].VirtController, Options{AddressPool: pool, BootDelay: time.Nanosecond})
 	if err != nil {
 		b.Fatal(err)
 	}

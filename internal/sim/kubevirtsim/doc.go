@@ -6,7 +6,9 @@
 // running informers: it then works against a plain client built from a
 // kubeconfig, needs no cache sync or RBAC for watches, and a poll interval of
 // a few hundred milliseconds is far below any boot time the code under test
-// waits for. Each poll writes only what changed.
+// waits for. Each poll writes only what changed. Its client must act as
+// virt-controller's service account: KubeVirt's admission keeps a VMI's
+// status (a VMI has no status subresource) unless KubeVirt writes it.
 //
 // Simulated, per VirtualMachine:
 //   - run strategies Always, RerunOnFailure and Once (or running: true)

@@ -30,7 +30,7 @@ func fakeCluster(t *testing.T, funcs interceptor.Funcs) client.Client {
 	require.NoError(t, err)
 	return fake.NewClientBuilder().WithScheme(s).
 		WithObjectTracker(clienttesting.NewObjectTracker(s, serializer.NewCodecFactory(s).UniversalDecoder())).
-		WithStatusSubresource(&kubevirtv1.VirtualMachine{}, &kubevirtv1.VirtualMachineInstance{}).
+		WithStatusSubresource(&kubevirtv1.VirtualMachine{}).
 		WithInterceptorFuncs(funcs).
 		Build()
 }

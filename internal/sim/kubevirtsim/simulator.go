@@ -350,7 +350,8 @@ func (s *Simulator) createVMI(ctx context.Context, vm *kubevirtv1.VirtualMachine
 		Phase:                     kubevirtv1.Pending,
 		PhaseTransitionTimestamps: []kubevirtv1.VirtualMachineInstancePhaseTransitionTimestamp{{Phase: kubevirtv1.Pending, PhaseTransitionTimestamp: metav1.NewTime(now)}},
 	}
-	if err := s.c.Status().Update(ctx, vmi); err != nil {
+	// A VMI has no status subresource: virt-controller updates it whole.
+	if err := s.c.Update(ctx, vmi); err != nil {
 		return vmi, fmt.Errorf("VirtualMachineInstance status: %w", err)
 	}
 	s.log.V(1).Info("created VirtualMachineInstance", "vm", klog.KObj(vm))
@@ -384,7 +385,7 @@ func (s *Simulator) advanceVMI(ctx context.Context, vm *kubevirtv1.VirtualMachin
 		return nil
 	}
 	vmi.Status = want
-	if err := s.c.Status().Update(ctx, vmi); err != nil {
+	if err := s.c.Update(ctx, vmi); err != nil {
 		return fmt.Errorf("VirtualMachineInstance status: %w", err)
 	}
 	return nil

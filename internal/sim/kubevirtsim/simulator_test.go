@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/scheme"
 )
@@ -54,6 +55,15 @@ func newNamespace(t *testing.T, c client.Client, name string) string {
 
 func newVM(ns, name string, annotations map[string]string, ifaces ...kubevirtv1.Interface) *kubevirtv1.VirtualMachine {
 	always := kubevirtv1.RunStrategyAlways
+	// KubeVirt admits an interface only with its network.
+	var networks []kubevirtv1.Network
+	for _, iface := range ifaces {
+		n := kubevirtv1.Network{Name: iface.Name, NetworkSource: kubevirtv1.NetworkSource{Multus: &kubevirtv1.MultusNetwork{NetworkName: iface.Name}}}
+		if iface.Name == "default" {
+			n.NetworkSource = kubevirtv1.NetworkSource{Pod: &kubevirtv1.PodNetwork{}}
+		}
+		networks = append(networks, n)
+	}
 	return &kubevirtv1.VirtualMachine{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: annotations},
 		Spec: kubevirtv1.VirtualMachineSpec{
@@ -61,10 +71,14 @@ func newVM(ns, name string, annotations map[string]string, ifaces ...kubevirtv1.
 			Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"vitistack.io/source-machine": name}},
 				Spec: kubevirtv1.VirtualMachineInstanceSpec{
-					Domain: kubevirtv1.DomainSpec{Devices: kubevirtv1.Devices{
-						Interfaces: ifaces,
-						Disks:      []kubevirtv1.Disk{{Name: "root", DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBusVirtio}}}},
-					}},
+					Domain: kubevirtv1.DomainSpec{
+						Resources: kubevirtv1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}},
+						Devices: kubevirtv1.Devices{
+							Interfaces: ifaces,
+							Disks:      []kubevirtv1.Disk{{Name: "root", DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBusVirtio}}}},
+						},
+					},
+					Networks: networks,
 					Volumes: []kubevirtv1.Volume{{Name: "root", VolumeSource: kubevirtv1.VolumeSource{
 						PersistentVolumeClaim: &kubevirtv1.PersistentVolumeClaimVolumeSource{PersistentVolumeClaimVolumeSource: corev1.PersistentVolumeClaimVolumeSource{ClaimName: name + "-root"}},
 					}}},
@@ -110,7 +124,7 @@ func TestSimulator(t *testing.T) {
 	c := env.Clusters[0].Client
 	t.Run("a restarted simulator keeps the addresses in use", func(t *testing.T) {
 		t.Parallel()
-		testRestartKeepsAddresses(t, env.Clusters[1].Client)
+		testRestartKeepsAddresses(t, env.Clusters[1].VirtController)
 	})
 	t.Run("Run fails at once without the KubeVirt API", func(t *testing.T) {
 		t.Parallel()
@@ -119,7 +133,7 @@ func TestSimulator(t *testing.T) {
 		err = sim.Run(t.Context())
 		require.ErrorContains(t, err, "kubevirtsim supervisor: the API server does not serve kubevirt.io/v1")
 	})
-	startSimulator(t, c, Options{Name: env.Clusters[0].Name, AddressPool: pool, BootDelay: 400 * time.Millisecond, TerminationDelay: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond})
+	startSimulator(t, env.Clusters[0].VirtController, Options{Name: env.Clusters[0].Name, AddressPool: pool, BootDelay: 400 * time.Millisecond, TerminationDelay: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond})
 	prefix := netip.MustParsePrefix(pool)
 
 	t.Run("boots a VM to Running with addresses", func(t *testing.T) {
@@ -334,12 +348,10 @@ func TestSimulator(t *testing.T) {
 	t.Run("a VMI whose VM is gone is collected", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, c, "orphans")
-		orphan := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{
-			Name: "ghost", Namespace: ns,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(
-				&kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Name: "ghost", UID: "no-such-uid"}},
-				kubevirtv1.VirtualMachineGroupVersionKind)},
-		}}
+		orphan := kubevirtadmission.MinimalVMI(ns, "ghost")
+		orphan.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(
+			&kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Name: "ghost", UID: "no-such-uid"}},
+			kubevirtv1.VirtualMachineGroupVersionKind)}
 		require.NoError(t, c.Create(t.Context(), orphan))
 		require.Eventually(t, func() bool {
 			return apierrors.IsNotFound(c.Get(t.Context(), client.ObjectKeyFromObject(orphan), &kubevirtv1.VirtualMachineInstance{}))

@@ -88,7 +88,7 @@ func New(opts clients.ModuleOptions, log logr.Logger) (*Env, error) {
 		e.Manager.AddMockedConfig(*config)
 
 		cluster := newFake(s).
-			WithStatusSubresource(&kubevirtv1.VirtualMachine{}, &kubevirtv1.VirtualMachineInstance{}, &cdiv1beta1.DataVolume{}).
+			WithStatusSubresource(&kubevirtv1.VirtualMachine{}, &cdiv1beta1.DataVolume{}).
 			WithObjects(storage()...).
 			Build()
 		e.Clusters[name] = cluster

@@ -15,7 +15,7 @@ import (
 func Targets(env *testenv.Env) []kubevirtsim.Target {
 	targets := make([]kubevirtsim.Target, len(env.Clusters))
 	for i, c := range env.Clusters {
-		targets[i] = kubevirtsim.Target{Name: c.Name, Client: c.Client}
+		targets[i] = kubevirtsim.Target{Name: c.Name, Client: c.VirtController}
 	}
 	return targets
 }
