@@ -134,6 +134,7 @@ func FuzzBuildVirtualMachine(f *testing.F) {
 		require.NoError(t, err, "a plan LoadMachine accepted must build")
 		objects["VirtualMachine"] = vm
 		requireDomain(t, vm, plan)
+		requireAdmitted(t, vm)
 		for i, dv := range vm.Spec.DataVolumeTemplates {
 			objects[fmt.Sprintf("DataVolume %d", i)] = &dv.ObjectMeta
 		}

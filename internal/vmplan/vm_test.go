@@ -172,6 +172,7 @@ func TestBuildVirtualMachine(t *testing.T) {
 			vm, err := BuildVirtualMachine(in)
 			require.NoError(t, err)
 			tc.check(t, vm)
+			requireAdmitted(t, vm)
 		})
 	}
 }
