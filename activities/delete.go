@@ -94,7 +94,10 @@ func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm contract.Remot
 }
 
 // deleteCloudInitSecret deletes the VM's cloud-init Secret if it is ours.
-// It reads the Secret's metadata only: deciding needs no payload.
+// It reads the Secret's metadata only: deciding needs no payload. Where the
+// worker may not read Secrets (a namespace that did not opt in, see
+// deploy/kubevirt-cluster), it cannot have written one either, so a Machine
+// without cloud-init is deprovisioned there all the same.
 func (a *Activities) deleteCloudInitSecret(ctx context.Context, c client.Client, rm contract.RemoteMachine, res *contract.DeleteResult) error {
 	name := vmplan.CloudInitSecretName(rm.Machine.Name)
 	// A Machine name too long for this was refused by LoadMachine, before
@@ -108,6 +111,10 @@ func (a *Activities) deleteCloudInitSecret(ctx context.Context, c client.Client,
 	err := c.Get(ctx, key, secret)
 	switch {
 	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsForbidden(err):
+		activity.GetLogger(ctx).Info("may not read Secrets here, so there is no cloud-init Secret of ours to delete",
+			"secret", objectName(key.Namespace, key.Name), "kubevirtConfig", rm.KubevirtConfig)
 		return nil
 	case err != nil:
 		return classify(err, fmt.Sprintf("get Secret %s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig))
