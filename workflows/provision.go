@@ -95,8 +95,8 @@ type createdResources struct {
 	networkConfiguration bool
 	vm                   bool
 	// cloudInitSecret: EnsureVirtualMachine, which writes the VM's
-	// cloud-init Secret before the VM, failed for a Machine with
-	// cloud-init, so the Secret may exist without a VM.
+	// cloud-init Secret before the VM, has not reported for a Machine
+	// with cloud-init, so the Secret may exist without a VM.
 	cloudInitSecret bool
 }
 
