@@ -15,8 +15,11 @@ import (
 // resolveCloudInit reads the Machine's NoCloud payload on the supervisor:
 // for each of user and network data the first of inline, base64, Secret and
 // ConfigMap; network data for a static NetworkNamespace is otherwise
-// synthesised from the NetworkConfiguration's allocation. The result stays
-// inside the activity: it goes into the VM spec and nowhere else.
+// synthesised from the NetworkConfiguration's allocation. A referenced
+// Secret or ConfigMap that does not exist yet is a retryable wait, as the
+// operator requeued (another controller often writes them later). The
+// result stays inside the activity: it goes into the VM's cloud-init
+// Secret on the KubeVirt cluster and nowhere else.
 func (a *Activities) resolveCloudInit(ctx context.Context, machine *v1alpha1.Machine, network contract.NetworkPlan) (*vmplan.CloudInitData, error) {
 	ci := machine.Spec.CloudInit
 	if ci == nil {
@@ -35,7 +38,7 @@ func (a *Activities) resolveCloudInit(ctx context.Context, machine *v1alpha1.Mac
 	if err != nil {
 		return nil, err
 	}
-	data := &vmplan.CloudInitData{UserData: vmplan.NoopUserData}
+	data := &vmplan.CloudInitData{UserData: vmplan.NoopUserData, UserDataField: srcs[0].Field(), NetworkDataField: srcs[1].Field()}
 	if user != nil {
 		data.UserData = *user
 	}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -29,7 +30,10 @@ import (
 // deprovisioning can run them in any state and any number of times.
 
 // DeleteVirtualMachine deletes the Machine's VM if it is ours and waits,
-// heartbeating, until the VM and its VMI are gone.
+// heartbeating, until the VM and its VMI are gone; then the VM's cloud-init
+// Secret, which the VM's pod reads until then. The Secret goes with the VM
+// rather than in an activity of its own so that compensation and
+// deprovisioning, which already delete the VM, remove it as well.
 func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm contract.RemoteMachine) (contract.DeleteResult, error) {
 	c, err := a.remote(ctx, rm.KubevirtConfig)
 	if err != nil {
@@ -46,7 +50,7 @@ func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm contract.Remot
 		return contract.DeleteResult{}, classify(err, "get VirtualMachine "+where)
 	case !isManaged(vm):
 		activity.GetLogger(ctx).Warn("VirtualMachine is not ours, leaving it", "virtualMachine", where)
-		return res, nil
+		return res, a.deleteCloudInitSecret(ctx, c, rm, &res)
 	default:
 		if err := c.Delete(ctx, vm); err != nil && !apierrors.IsNotFound(err) {
 			return contract.DeleteResult{}, classify(err, "delete VirtualMachine "+where)
@@ -79,7 +83,46 @@ func (a *Activities) DeleteVirtualMachine(ctx context.Context, rm contract.Remot
 		}
 		return "", nil
 	})
-	return res, err
+	if err != nil {
+		return contract.DeleteResult{}, err
+	}
+	// A new client, as in the wait: its credentials may have been rotated.
+	if c, err = a.remote(ctx, rm.KubevirtConfig); err != nil {
+		return contract.DeleteResult{}, err
+	}
+	return res, a.deleteCloudInitSecret(ctx, c, rm, &res)
+}
+
+// deleteCloudInitSecret deletes the VM's cloud-init Secret if it is ours.
+// It reads the Secret's metadata only: deciding needs no payload. Where the
+// worker may not read Secrets (a namespace that did not opt in, see
+// deploy/kubevirt-cluster), it cannot have written one either, so a Machine
+// without cloud-init is deprovisioned there all the same.
+func (a *Activities) deleteCloudInitSecret(ctx context.Context, c client.Client, rm contract.RemoteMachine, res *contract.DeleteResult) error {
+	name := vmplan.CloudInitSecretName(rm.Machine.Name)
+	// A Machine name too long for this was refused by LoadMachine, before
+	// anything was made under it.
+	if len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil
+	}
+	key := client.ObjectKey{Namespace: rm.Machine.Namespace, Name: name}
+	secret := &metav1.PartialObjectMetadata{}
+	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := c.Get(ctx, key, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsForbidden(err):
+		activity.GetLogger(ctx).Info("may not read Secrets here, so there is no cloud-init Secret of ours to delete",
+			"secret", objectName(key.Namespace, key.Name), "kubevirtConfig", rm.KubevirtConfig)
+		return nil
+	case err != nil:
+		return classify(err, fmt.Sprintf("get Secret %s on %s", objectName(key.Namespace, key.Name), rm.KubevirtConfig))
+	case !isManaged(secret):
+		activity.GetLogger(ctx).Warn("Secret is not ours, leaving it", "secret", objectName(key.Namespace, key.Name), "kubevirtConfig", rm.KubevirtConfig)
+		return nil
+	}
+	return a.deleteOnce(ctx, c, rm.KubevirtConfig, "Secret", secret, res)
 }
 
 // waitGone polls pending with backoff until it reports nothing pending,

@@ -13,8 +13,9 @@
 //     test keeps the two lists equal). Inputs and results are small,
 //     secret-free values, because Temporal history is readable by anyone
 //     with UI access: cloud-init payloads and the image URL (which may hold
-//     a password or a signed query) are read inside EnsureVirtualMachine
-//     and go into the VM spec only. Kubeconfigs never leave the
+//     a password or a signed query) are read inside EnsureVirtualMachine,
+//     the payloads into the VM's cloud-init Secret on the KubeVirt cluster
+//     and the URL into the VM spec only. Kubeconfigs never leave the
 //     ClientManager.
 //   - Create-or-adopt (ensureObject): an Ensure activity creates what is
 //     missing and adopts what it created before, so retries and replays are
@@ -36,6 +37,6 @@
 //     operations guard every removal: a VM changed since it was read fails
 //     the patch and is read again, and fields unknown to our KubeVirt types
 //     survive, which a merge patch of the disk list would not allow.
-//   - Deletion goes VM, volumes, NADs no VM uses, NetworkConfiguration,
-//     and touches only objects labelled as ours.
+//   - Deletion goes VM (with its cloud-init Secret), volumes, NADs no VM
+//     uses, NetworkConfiguration, and touches only objects labelled as ours.
 package activities

@@ -91,6 +91,13 @@ func classifyClientsError(err error) (errType string, final, ok bool) {
 	return "", false, false
 }
 
+// isFinal says whether err is one of the final errors above, which the
+// workflow does not retry.
+func isFinal(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.NonRetryable()
+}
+
 // fromPlan turns the planner's errors into application errors with the
 // planner's message as is: it already names the Machine and the field.
 func fromPlan(err error) error {

@@ -45,6 +45,8 @@ func TestIntegration(t *testing.T) {
 	t.Run("conflicts with objects that are not ours", func(t *testing.T) { testConflicts(t, s, cluster) })
 	t.Run("boot failures", func(t *testing.T) { testBootFailures(t, s, cluster) })
 	t.Run("wait resumes from heartbeat and stops on cancel", func(t *testing.T) { testWaitHeartbeat(t, s, cluster) })
+	t.Run("cloud-init Secret: written before the VM, brought up to date on retry, removed with the VM", func(t *testing.T) { testCloudInitSecret(t, s, cluster) })
+	t.Run("cloud-init up to the size of a Secret", func(t *testing.T) { testCloudInitSize(t, s, cluster) })
 	t.Run("ISO boot and static network data", func(t *testing.T) { testISOAndStaticNetwork(t, s, cluster) })
 	t.Run("ISO image URL stays out of activity inputs and results", func(t *testing.T) { testISOURLOutOfHistory(t, s, cluster) })
 	t.Run("deletion with partial leftovers", func(t *testing.T) { testPartialDeletion(t, s, cluster) })
@@ -149,8 +151,9 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	vm := &kubevirtv1.VirtualMachine{}
 	require.NoError(t, remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1"}, vm))
 	require.Equal(t, map[string]string{names.VMAnnotationPrefix + "note": "hello"}, vm.Annotations)
-	vols3 := vm.Spec.Template.Spec.Volumes
-	require.Equal(t, cloudInitSecretPayload, vols3[len(vols3)-1].CloudInitNoCloud.UserData, "cloud-init from the Secret, key userdata")
+	require.Equal(t, map[string][]byte{vmplan.CloudInitUserDataKey: []byte(cloudInitSecretPayload)}, cloudInitSecret(t, remote, ns, "vm1").Data,
+		"cloud-init from the supervisor's Secret, key userdata, in the VM's Secret on the cluster")
+	requireNoInlineCloudInit(t, vm, cloudInitSecretPayload)
 	require.Equal(t, net1.MACAddress, vm.Spec.Template.Spec.Domain.Devices.Interfaces[0].MacAddress)
 
 	var obs contract.VMObservation
@@ -179,11 +182,13 @@ func testLifecycle(t *testing.T, s *suite, cluster string) {
 	// Deprovision in the safe order, each step twice.
 	var del contract.DeleteResult
 	s.must(t, &del, s.acts.DeleteVirtualMachine, rm)
-	require.Equal(t, []string{"VirtualMachine " + ns + "/vm1 on " + cluster}, del.Deleted)
+	require.Equal(t, []string{"VirtualMachine " + ns + "/vm1 on " + cluster, "Secret " + ns + "/vm1-cloudinit on " + cluster}, del.Deleted)
 	err := remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1"}, &kubevirtv1.VirtualMachineInstance{})
 	require.True(t, apierrors.IsNotFound(err), "VMI gone: %v", err)
 	err = remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1"}, &kubevirtv1.VirtualMachine{})
 	require.True(t, apierrors.IsNotFound(err), "VM gone: %v", err)
+	err = remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "vm1-cloudinit"}, &corev1.Secret{})
+	require.True(t, apierrors.IsNotFound(err), "cloud-init Secret gone: %v", err)
 	s.must(t, &del, s.acts.DeleteVirtualMachine, rm)
 	require.Empty(t, del.Deleted)
 
@@ -461,6 +466,8 @@ func testISOAndStaticNetwork(t *testing.T, s *suite, cluster string) {
 	require.Contains(t, appErr.Message(), "no IPv4 address allocated yet")
 	err := remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, &kubevirtv1.VirtualMachine{})
 	require.True(t, apierrors.IsNotFound(err))
+	err = remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst-cloudinit"}, &corev1.Secret{})
+	require.True(t, apierrors.IsNotFound(err), "no cloud-init Secret before its network data is known: %v", err)
 
 	nc := &v1alpha1.NetworkConfiguration{}
 	require.NoError(t, sup.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, nc))
@@ -479,11 +486,13 @@ func testISOAndStaticNetwork(t *testing.T, s *suite, cluster string) {
 	require.NoError(t, remote.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inst"}, vm))
 	require.Len(t, vm.Spec.DataVolumeTemplates, 1)
 	require.Equal(t, "4Gi", vm.Spec.DataVolumeTemplates[0].Spec.Storage.Resources.Requests.Storage().String(), "3Gi ×1.1 rounded up")
-	vols := vm.Spec.Template.Spec.Volumes
-	netData := vols[len(vols)-1].CloudInitNoCloud.NetworkData
+	netData := string(cloudInitSecret(t, remote, ns, "inst").Data[vmplan.CloudInitNetworkDataKey])
 	require.Equal(t, "version: 1\nconfig:\n  - type: physical\n    name: eth0\n    mac_address: \""+net.MACAddress+"\"\n"+
 		"    subnets:\n      - type: static\n        address: 192.168.10.20\n        netmask: 255.255.255.0\n"+
 		"        gateway: 192.168.10.1\n        dns_nameservers:\n          - 1.1.1.1\n", netData)
+	requireNoInlineCloudInit(t, vm, netData)
+	vols := vm.Spec.Template.Spec.Volumes
+	require.Equal(t, "inst-cloudinit", vols[len(vols)-1].CloudInitNoCloud.NetworkDataSecretRef.Name)
 }
 
 // testISOURLOutOfHistory provisions from an image URL with a password and

@@ -40,7 +40,7 @@ func (a *Activities) LoadMachine(ctx context.Context, ref contract.MachineRef) (
 	if err != nil {
 		return contract.MachinePlan{}, fromPlan(err)
 	}
-	if err := a.checkCloudInitSources(ctx, machine); err != nil {
+	if err := a.checkCloudInit(ctx, machine); err != nil {
 		return contract.MachinePlan{}, err
 	}
 	return plan, nil
@@ -108,22 +108,17 @@ func (a *Activities) networkNamespace(ctx context.Context, machine *v1alpha1.Mac
 	return &list.Items[0], nil
 }
 
-// checkCloudInitSources proves the referenced Secrets and ConfigMaps exist
-// with their keys; a missing one is a retryable wait, as the operator
-// requeued (another controller often writes them later).
-func (a *Activities) checkCloudInitSources(ctx context.Context, machine *v1alpha1.Machine) error {
-	if machine.Spec.CloudInit == nil {
-		return nil
+// checkCloudInit refuses now what EnsureVirtualMachine would refuse later
+// of the Machine's cloud-init: a referenced Secret or ConfigMap (or key)
+// that does not exist yet, or payloads that no Secret can carry. The
+// network data of a static allocation is left out: it is rendered once
+// EnsureNetwork has made the NetworkConfiguration.
+func (a *Activities) checkCloudInit(ctx context.Context, machine *v1alpha1.Machine) error {
+	data, err := a.resolveCloudInit(ctx, machine, contract.NetworkPlan{})
+	if err != nil || data == nil {
+		return err
 	}
-	for _, src := range vmplan.CloudInitSources(machine.Spec.CloudInit) {
-		if src.Ref == nil {
-			continue
-		}
-		if _, err := a.readCloudInitRef(ctx, machine.Namespace, *src.Ref); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fromPlan(vmplan.ValidateCloudInitSize(vmplan.RefOf(machine), *data))
 }
 
 // readCloudInitRef returns the referenced payload. Errors name the object

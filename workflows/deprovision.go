@@ -36,8 +36,8 @@ const (
 // DeprovisionMachine removes a Machine's VM and everything created for it.
 // It cancels an open ProvisionMachine of the Machine and waits for it to
 // close; a Machine never placed is done. Then status Terminating and the
-// deletes in order: VM, volumes, NADs no other VM uses (the KubeVirt
-// cluster), NetworkConfiguration (the supervisor). A failing remote step is
+// deletes in order: VM with its cloud-init Secret, volumes, NADs no other
+// VM uses (the KubeVirt cluster), NetworkConfiguration (the supervisor). A failing remote step is
 // retried in rounds with backoff up to RemoteCleanupDeadline; with Force, or
 // after the force update, the first failure gives up on remote cleanup and
 // the result lists what was not deleted. The placement annotation stays

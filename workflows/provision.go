@@ -94,11 +94,20 @@ type createdResources struct {
 	nad                  bool
 	networkConfiguration bool
 	vm                   bool
+	// cloudInitSecret: EnsureVirtualMachine, which writes the VM's
+	// cloud-init Secret before the VM, has not reported for a Machine
+	// with cloud-init, so the Secret may exist without a VM.
+	cloudInitSecret bool
 }
 
 func (c createdResources) any() bool {
-	return len(c.pvcs) > 0 || c.nad || c.networkConfiguration || c.vm
+	return len(c.pvcs) > 0 || c.nad || c.networkConfiguration || c.vm || c.cloudInitSecret
 }
+
+// cloudInitSecretChange versions the compensation of a cloud-init Secret
+// left by a failed EnsureVirtualMachine: runs recorded before it delete
+// nothing then.
+const cloudInitSecretChange = "compensate-cloudinit-secret"
 
 func (p *provision) remote() contract.RemoteMachine {
 	return contract.RemoteMachine{KubevirtConfig: p.config, Machine: p.machine}
@@ -153,8 +162,12 @@ func (p *provision) steps(ctx workflow.Context) (contract.VMObservation, error) 
 		return obs, err
 	}
 	var vm contract.VirtualMachineResult
+	// Until EnsureVirtualMachine reports, its cloud-init Secret may exist;
+	// once it has, the Secret goes with a VM it created, or stays with the
+	// one it adopted.
+	p.created.cloudInitSecret = plan.CloudInit
 	err = p.createStep(ctx, contract.EnsureVirtualMachineName, &vm,
-		func() { p.created.vm = vm.Created },
+		func() { p.created.vm, p.created.cloudInitSecret = vm.Created, false },
 		contract.VirtualMachineInput{KubevirtConfig: p.config, Plan: plan, Network: network})
 	if err != nil {
 		return obs, err
@@ -278,7 +291,10 @@ func (p *provision) compensate(ctx workflow.Context) []string {
 			leftovers = append(leftovers, fmt.Sprintf("%s: %s: %s", name, reason, msg))
 		}
 	}
-	if p.created.vm {
+	// DeleteVirtualMachine removes the VM's cloud-init Secret too, with or
+	// without a VM.
+	if p.created.vm || p.created.cloudInitSecret &&
+		workflow.GetVersion(ctx, cloudInitSecretChange, workflow.DefaultVersion, 1) == 1 {
 		del(contract.DeleteVirtualMachineName, remote)
 	}
 	if len(p.created.pvcs) > 0 {

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/machineflow/machineflow/activities/contract"
 )
@@ -290,6 +291,60 @@ func (s *provisionSuite) TestCompensationDeletesOnlyWhatThisRunCreated() {
 		RemoteMachine: contract.RemoteMachine{KubevirtConfig: "kv-a", Machine: testMachine},
 		PVCNames:      []string{"vm1-data"},
 	}}, s.f.inputs(contract.DeleteVolumesName))
+}
+
+// A failed EnsureVirtualMachine of a Machine with cloud-init may have
+// written the VM's cloud-init Secret: compensation runs DeleteVirtualMachine,
+// which removes it. Without cloud-init, or in a run recorded before the
+// change (DefaultVersion), it does not; a VM the step adopted keeps its
+// Secret.
+func (s *provisionSuite) TestCompensationRemovesTheCloudInitSecretOfAFailedEnsureVirtualMachine() {
+	withCloudInit := testPlan
+	withCloudInit.CloudInit = true
+	cases := []struct {
+		name        string
+		plan        contract.MachinePlan
+		oldVersion  bool
+		ensureVM    hook
+		wantDeletes []string
+	}{
+		{"final failure with cloud-init", withCloudInit, false,
+			fail(contract.ErrTypeInvalidSpec, "create VirtualMachine default/vm1 on kv-a: rejected by the API server"), allCreated},
+		{"retries exhausted with cloud-init", withCloudInit, false, func(context.Context, any) (any, error) {
+			return nil, temporal.NewApplicationError("create VirtualMachine default/vm1 on kv-a: webhook unavailable", contract.ErrTypeClusterUnreachable)
+		}, allCreated},
+		{"final failure without cloud-init", testPlan, false,
+			fail(contract.ErrTypeInvalidSpec, "create VirtualMachine default/vm1 on kv-a: rejected by the API server"), beforeVM},
+		{"final failure with cloud-init, recorded before the change", withCloudInit, true,
+			fail(contract.ErrTypeInvalidSpec, "create VirtualMachine default/vm1 on kv-a: rejected by the API server"), beforeVM},
+	}
+	for _, c := range cases {
+		s.Run(c.name, func() {
+			s.SetupTest()
+			if c.oldVersion {
+				s.env.OnGetVersion(cloudInitSecretChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+			}
+			s.f.on(contract.LoadMachineName, func(context.Context, any) (any, error) { return c.plan, nil })
+			s.f.on(contract.EnsureVirtualMachineName, c.ensureVM)
+			s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
+			s.Require().True(s.env.IsWorkflowCompleted())
+			s.Require().Error(s.env.GetWorkflowError())
+			s.Equal(c.wantDeletes, s.f.deletes())
+			s.Zero(s.f.count(contract.WaitForVirtualMachineName))
+		})
+	}
+
+	s.Run("adopted VM keeps its Secret", func() {
+		s.SetupTest()
+		s.f.on(contract.LoadMachineName, func(context.Context, any) (any, error) { return withCloudInit, nil })
+		s.f.on(contract.EnsureVirtualMachineName, func(context.Context, any) (any, error) {
+			return contract.VirtualMachineResult{Namespace: "default", Name: "vm1"}, nil
+		})
+		s.f.on(contract.WaitForVirtualMachineName, fail(contract.ErrTypeBootFailed, "VM default/vm1 failed to boot: ErrImagePull"))
+		s.env.ExecuteWorkflow(ProvisionMachineName, ProvisionInput{Namespace: "default", Name: "vm1"})
+		s.Equal(contract.ErrTypeBootFailed, s.appError().Type())
+		s.Equal(beforeVM, s.f.deletes())
+	})
 }
 
 func (s *provisionSuite) TestIncompleteCompensationIsReported() {

@@ -7,9 +7,107 @@ import (
 	"strings"
 
 	"github.com/vitistack/common/pkg/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	"github.com/machineflow/machineflow/activities/contract"
+	"github.com/machineflow/machineflow/internal/names"
 )
+
+// Cloud-init reaches the VM through a Secret on the KubeVirt cluster, in
+// the VM's namespace, that the VM's cloudInitNoCloud volume references:
+// KubeVirt refuses inline payloads over 2048 bytes, and whoever may read
+// VMs would read an inline payload's passwords.
+const (
+	// CloudInitUserDataKey and CloudInitNetworkDataKey are the keys
+	// KubeVirt reads from the Secrets of secretRef and networkDataSecretRef.
+	CloudInitUserDataKey    = "userdata"
+	CloudInitNetworkDataKey = "networkdata"
+	// MaxCloudInitBytes is the most user and network data can add up to:
+	// the API server refuses a Secret whose values are larger.
+	MaxCloudInitBytes = corev1.MaxSecretSize
+
+	cloudInitSecretSuffix = "-cloudinit"
+)
+
+// CloudInitSecretName is the name of VM vm's cloud-init Secret. Plan keeps
+// VM names to a label value's 63 characters, so it is a valid Secret name.
+func CloudInitSecretName(vm string) string { return vm + cloudInitSecretSuffix }
+
+// CloudInitData is a resolved NoCloud payload. It may hold credentials, so
+// it formats as a placeholder: a stray log line or %v cannot leak it.
+type CloudInitData struct {
+	UserData    string
+	NetworkData string
+	// UserDataField and NetworkDataField name the Machine field each
+	// payload came from (spec.cloudInit.userDataSecretRef, ...), for
+	// messages; empty means spec.cloudInit.userData or .networkData.
+	UserDataField    string
+	NetworkDataField string
+}
+
+func (CloudInitData) String() string   { return "cloudInitData{redacted}" }
+func (CloudInitData) GoString() string { return "cloudInitData{redacted}" }
+
+// ValidateCloudInitSize refuses payloads that no Secret can carry. The
+// message names the Machine, the fields and their sizes, never content.
+func ValidateCloudInitSize(m contract.MachineRef, d CloudInitData) error {
+	user, network := len(d.UserData), len(d.NetworkData)
+	userField := fieldOr(d.UserDataField, "spec.cloudInit.userData")
+	networkField := fieldOr(d.NetworkDataField, "spec.cloudInit.networkData")
+	switch {
+	case user > MaxCloudInitBytes:
+		return InvalidSpec(m, userField, "%d bytes, more than the %d a Kubernetes Secret can hold", user, MaxCloudInitBytes)
+	case network > MaxCloudInitBytes:
+		return InvalidSpec(m, networkField, "%d bytes, more than the %d a Kubernetes Secret can hold", network, MaxCloudInitBytes)
+	case user+network > MaxCloudInitBytes:
+		return InvalidSpec(m, "spec.cloudInit", "user data (%s, %d bytes) and network data (%s, %d bytes) add up to more than the %d bytes a Kubernetes Secret can hold",
+			userField, user, networkField, network, MaxCloudInitBytes)
+	}
+	return nil
+}
+
+func fieldOr(field, def string) string {
+	if field == "" {
+		return def
+	}
+	return field
+}
+
+// BuildCloudInitSecret returns the Secret that carries d to the VM of m,
+// labelled like every object machineflow makes for m. Network data has a
+// key only when there is some, as the VM references it only then.
+func BuildCloudInitSecret(m contract.MachineRef, d CloudInitData) (*corev1.Secret, error) {
+	if err := ValidateCloudInitSize(m, d); err != nil {
+		return nil, err
+	}
+	data := map[string][]byte{CloudInitUserDataKey: []byte(d.UserData)}
+	if d.NetworkData != "" {
+		data[CloudInitNetworkDataKey] = []byte(d.NetworkData)
+	}
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: corev1.SchemeGroupVersion.String(), Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      CloudInitSecretName(m.Name),
+			Namespace: m.Namespace,
+			Labels:    names.ManagedLabels(m.Name),
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: data,
+	}, nil
+}
+
+// cloudInitSecretSource is the VM volume that reads d from the Secret of
+// BuildCloudInitSecret.
+func cloudInitSecretSource(vm string, d CloudInitData) *kubevirtv1.CloudInitNoCloudSource {
+	ref := &corev1.LocalObjectReference{Name: CloudInitSecretName(vm)}
+	src := &kubevirtv1.CloudInitNoCloudSource{UserDataSecretRef: ref}
+	if d.NetworkData != "" {
+		src.NetworkDataSecretRef = ref
+	}
+	return src
+}
 
 // ValidateCloudInit checks what can be checked without I/O. Payloads never
 // appear in messages.
@@ -47,6 +145,19 @@ type CloudInitSource struct {
 	Inline string
 	Base64 string
 	Ref    *CloudInitRef
+}
+
+// Field is the Machine field the source reads, for messages.
+func (src CloudInitSource) Field() string {
+	switch {
+	case src.Inline != "":
+		return "spec.cloudInit." + src.Kind
+	case src.Base64 != "":
+		return "spec.cloudInit." + src.Kind + "Base64"
+	case src.Ref != nil:
+		return src.Ref.Field
+	}
+	return "spec.cloudInit." + src.Kind
 }
 
 // CloudInitSources returns the user-data and network-data sources.

@@ -2,13 +2,17 @@ package vmplan
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vitistack/common/pkg/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/machineflow/machineflow/activities/contract"
+	"github.com/machineflow/machineflow/internal/names"
 )
 
 func TestCloudInitSourcesFollowThePrecedence(t *testing.T) {
@@ -118,4 +122,70 @@ config:
 func TestRedactURL(t *testing.T) {
 	require.Equal(t, "https://user:xxxxx@img.example/a.iso", RedactURL("https://user:s3cret@img.example/a.iso"))
 	require.Equal(t, "<unparsable URL>", RedactURL("http://[::1"))
+}
+
+func TestBuildCloudInitSecret(t *testing.T) {
+	ref := contract.MachineRef{Namespace: "ns1", Name: "vm1"}
+	secret, err := BuildCloudInitSecret(ref, CloudInitData{UserData: "#cloud-config\n", NetworkData: "version: 1\n"})
+	require.NoError(t, err)
+	require.Equal(t, "vm1-cloudinit", secret.Name)
+	require.Equal(t, "ns1", secret.Namespace)
+	require.Equal(t, names.ManagedLabels("vm1"), secret.Labels, "labelled like the VM")
+	require.Equal(t, corev1.SecretTypeOpaque, secret.Type)
+	require.Equal(t, map[string][]byte{"userdata": []byte("#cloud-config\n"), "networkdata": []byte("version: 1\n")}, secret.Data)
+
+	secret, err = BuildCloudInitSecret(ref, CloudInitData{UserData: NoopUserData})
+	require.NoError(t, err)
+	require.Equal(t, map[string][]byte{"userdata": []byte(NoopUserData)}, secret.Data, "no networkdata key without network data")
+
+	long := strings.Repeat("v", validation.LabelValueMaxLength)
+	require.Empty(t, validation.IsDNS1123Subdomain(CloudInitSecretName(long)), "the longest VM name gives a valid Secret name")
+}
+
+// TestValidateCloudInitSize: payloads up to what a Secret holds pass;
+// beyond, the refusal names the Machine, the field the payload came from
+// and the sizes, and quotes no content.
+func TestValidateCloudInitSize(t *testing.T) {
+	ref := contract.MachineRef{Namespace: "ns1", Name: "vm1"}
+	payload := func(n int) string { return strings.Repeat("p", n) }
+	tests := []struct {
+		name string
+		data CloudInitData
+		want string // "" when accepted
+	}{
+		{"empty", CloudInitData{}, ""},
+		{"user data filling the Secret", CloudInitData{UserData: payload(MaxCloudInitBytes)}, ""},
+		{"user and network data filling it together", CloudInitData{UserData: payload(MaxCloudInitBytes - 100), NetworkData: payload(100)}, ""},
+		{"user data one byte over", CloudInitData{UserData: payload(MaxCloudInitBytes + 1)},
+			"Machine ns1/vm1: spec.cloudInit.userData: 1048577 bytes, more than the 1048576 a Kubernetes Secret can hold"},
+		{"user data from a Secret, over", CloudInitData{UserData: payload(2 * MaxCloudInitBytes), UserDataField: "spec.cloudInit.userDataSecretRef"},
+			"Machine ns1/vm1: spec.cloudInit.userDataSecretRef: 2097152 bytes, more than the 1048576 a Kubernetes Secret can hold"},
+		{"network data over", CloudInitData{UserData: NoopUserData, NetworkData: payload(MaxCloudInitBytes + 1), NetworkDataField: "spec.cloudInit.networkDataBase64"},
+			"Machine ns1/vm1: spec.cloudInit.networkDataBase64: 1048577 bytes, more than the 1048576 a Kubernetes Secret can hold"},
+		{"both under, together over", CloudInitData{UserData: payload(MaxCloudInitBytes - 1), NetworkData: payload(2), NetworkDataField: "spec.cloudInit.networkDataConfigMapRef"},
+			"Machine ns1/vm1: spec.cloudInit: user data (spec.cloudInit.userData, 1048575 bytes) and network data (spec.cloudInit.networkDataConfigMapRef, 2 bytes) " +
+				"add up to more than the 1048576 bytes a Kubernetes Secret can hold"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateCloudInitSize(ref, tc.data)
+			_, buildErr := BuildCloudInitSecret(ref, tc.data)
+			if tc.want == "" {
+				require.NoError(t, err)
+				require.NoError(t, buildErr)
+				return
+			}
+			require.Equal(t, tc.want, requireSpecError(t, err).Message)
+			require.Equal(t, tc.want, requireSpecError(t, buildErr).Message, "the Secret is never built over the limit")
+		})
+	}
+}
+
+func TestCloudInitSourceField(t *testing.T) {
+	srcs := CloudInitSources(&v1alpha1.CloudInitConfig{UserDataBase64: "eA==", NetworkDataConfigMapRef: &v1alpha1.CloudInitConfigMapRef{Name: "cm"}})
+	require.Equal(t, "spec.cloudInit.userDataBase64", srcs[0].Field())
+	require.Equal(t, "spec.cloudInit.networkDataConfigMapRef", srcs[1].Field())
+	srcs = CloudInitSources(&v1alpha1.CloudInitConfig{UserData: "x"})
+	require.Equal(t, "spec.cloudInit.userData", srcs[0].Field())
+	require.Equal(t, "spec.cloudInit.networkData", srcs[1].Field(), "an empty source names the inline field")
 }

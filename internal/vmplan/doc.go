@@ -1,8 +1,8 @@
 // Package vmplan turns a Machine into what machineflow makes for it: the
 // validated MachinePlan (Machine + MachineClass + NetworkNamespace), and
 // from a plan the VirtualMachine, its PVCs, its bridge
-// NetworkAttachmentDefinition and the cloud-init network data of a static
-// allocation.
+// NetworkAttachmentDefinition, its cloud-init Secret and the cloud-init
+// network data of a static allocation.
 //
 // It does no I/O: the activities read the objects and pass them in, so
 // every rule here is table- and fuzz-tested without a cluster, and a plan
@@ -17,5 +17,6 @@
 // at most one boot disk; cloud-init type configDrive is refused instead of
 // ignored; names longer than a label value, CPU topologies beyond the
 // Machine's bounds and VLAN ids above 4094 are refused at planning rather
-// than left to fail at boot; untagged bridge NADs carry no "vlan" key.
+// than left to fail at boot; untagged bridge NADs carry no "vlan" key;
+// cloud-init is in a Secret the VM references, never inline in the VM.
 package vmplan

@@ -129,6 +129,9 @@ func FuzzBuildVirtualMachine(f *testing.F) {
 		}
 		if plan.CloudInit {
 			in.CloudInit = &CloudInitData{UserData: NoopUserData}
+			secret, err := BuildCloudInitSecret(plan.Machine, *in.CloudInit)
+			require.NoError(t, err)
+			objects["Secret"] = secret
 		}
 		vm, err := BuildVirtualMachine(in)
 		require.NoError(t, err, "a plan LoadMachine accepted must build")

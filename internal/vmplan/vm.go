@@ -53,22 +53,14 @@ type VMInput struct {
 	ImageURL      string
 	ISOSize       resource.Quantity
 	ISOAccessMode corev1.PersistentVolumeAccessMode
-	// CloudInit is nil when the Machine has no spec.cloudInit.
+	// CloudInit is nil when the Machine has no spec.cloudInit. The VM only
+	// references the payload's Secret (BuildCloudInitSecret); the payload
+	// itself never enters the VM spec.
 	CloudInit *CloudInitData
 	// MachineAnnotations are the Machine's annotations; only those with
 	// names.VMAnnotationPrefix reach the VM.
 	MachineAnnotations map[string]string
 }
-
-// CloudInitData is a resolved NoCloud payload. It may hold credentials, so
-// it formats as a placeholder: a stray log line or %v cannot leak it.
-type CloudInitData struct {
-	UserData    string
-	NetworkData string
-}
-
-func (CloudInitData) String() string   { return "cloudInitData{redacted}" }
-func (CloudInitData) GoString() string { return "cloudInitData{redacted}" }
 
 // BuildVirtualMachine returns the VirtualMachine for a plan, in the
 // vitistack kubevirt-operator's shape.
@@ -114,11 +106,8 @@ func BuildVirtualMachine(in VMInput) (*kubevirtv1.VirtualMachine, error) {
 			DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: BusVirtio}},
 		})
 		volumes = append(volumes, kubevirtv1.Volume{
-			Name: CloudInitDiskName,
-			VolumeSource: kubevirtv1.VolumeSource{CloudInitNoCloud: &kubevirtv1.CloudInitNoCloudSource{
-				UserData:    in.CloudInit.UserData,
-				NetworkData: in.CloudInit.NetworkData,
-			}},
+			Name:         CloudInitDiskName,
+			VolumeSource: kubevirtv1.VolumeSource{CloudInitNoCloud: cloudInitSecretSource(m.Name, *in.CloudInit)},
 		})
 	}
 

@@ -1,6 +1,7 @@
 package vmplan
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -134,15 +135,25 @@ func TestBuildVirtualMachine(t *testing.T) {
 			require.Nil(t, src.HTTP)
 			require.Equal(t, "docker://quay.io/os:1", *src.Registry.URL)
 		}},
-		{"NoCloud cloud-init on disk cloudinitdisk", func(in *VMInput) {
-			in.CloudInit = &CloudInitData{UserData: "#cloud-config\nusers: []\n", NetworkData: "version: 1\n"}
+		{"NoCloud cloud-init on disk cloudinitdisk from the Secret <vm>-cloudinit, no payload in the spec", func(in *VMInput) {
+			in.CloudInit = &CloudInitData{UserData: "#cloud-config\npassword: hunter2\n", NetworkData: "version: 1\n"}
 		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			disks := domain(vm).Devices.Disks
 			require.Equal(t, "cloudinitdisk", disks[len(disks)-1].Name)
 			vols := vm.Spec.Template.Spec.Volumes
-			nc := vols[len(vols)-1].CloudInitNoCloud
-			require.Equal(t, "#cloud-config\nusers: []\n", nc.UserData)
-			require.Equal(t, "version: 1\n", nc.NetworkData)
+			ref := &corev1.LocalObjectReference{Name: "vm1-cloudinit"}
+			require.Equal(t, &kubevirtv1.CloudInitNoCloudSource{UserDataSecretRef: ref, NetworkDataSecretRef: ref}, vols[len(vols)-1].CloudInitNoCloud)
+			raw, err := json.Marshal(vm)
+			require.NoError(t, err)
+			require.NotContains(t, string(raw), "hunter2")
+			require.NotContains(t, string(raw), "version: 1")
+		}},
+		{"no networkDataSecretRef without network data", func(in *VMInput) {
+			in.CloudInit = &CloudInitData{UserData: NoopUserData}
+		}, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
+			vols := vm.Spec.Template.Spec.Volumes
+			require.Equal(t, &kubevirtv1.CloudInitNoCloudSource{UserDataSecretRef: &corev1.LocalObjectReference{Name: "vm1-cloudinit"}},
+				vols[len(vols)-1].CloudInitNoCloud)
 		}},
 		{"no cloud-init disk without spec.cloudInit", nil, func(t *testing.T, vm *kubevirtv1.VirtualMachine) {
 			for _, v := range vm.Spec.Template.Spec.Volumes {

@@ -21,8 +21,8 @@ import (
 
 const fieldOwner = client.FieldOwner("machineflow-deploy-test")
 
-// clusterName is the KubevirtConfig that needEnv registers on the
-// supervisor.
+// clusterName is the KubeVirt cluster that needEnv starts and registers
+// on the supervisor.
 const clusterName = "kubevirt-1"
 
 // The API servers are started by the first test that needs them and
@@ -52,11 +52,10 @@ func needEnv(t *testing.T) *testenv.Env {
 	envOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		// Only the supervisor is used: the RBAC test needs a KubevirtConfig
-		// and its kubeconfig Secret to exist, never the cluster behind them.
-		if env, envErr = testenv.Start(ctx, testenv.Options{SupervisorOnly: true}); envErr == nil {
-			envErr = env.RegisterCluster(ctx, clusterName, []byte("kubeconfig of a cluster that is never reached"))
-		}
+		// The supervisor RBAC test needs a KubevirtConfig and its
+		// kubeconfig Secret to exist; the KubeVirt cluster behind them
+		// takes deploy/kubevirt-cluster.
+		env, envErr = testenv.Start(ctx, testenv.Options{Clusters: 1})
 	})
 	require.NoError(t, envErr)
 	return env
@@ -86,12 +85,18 @@ func (w *warnings) take() []string {
 // adminClient is the supervisor's admin with warnings collected.
 func adminClient(t *testing.T, e *testenv.Env) (client.Client, *warnings) {
 	t.Helper()
+	return clusterClient(t, e.Supervisor)
+}
+
+// clusterClient is the admin of c with warnings collected.
+func clusterClient(t *testing.T, c *testenv.Cluster) (client.Client, *warnings) {
+	t.Helper()
 	w := &warnings{}
-	cfg := rest.CopyConfig(e.Supervisor.Config)
+	cfg := rest.CopyConfig(c.Config)
 	cfg.WarningHandlerWithContext = w
-	c, err := client.New(cfg, client.Options{Scheme: e.Scheme})
+	cl, err := client.New(cfg, client.Options{Scheme: c.Client.Scheme()})
 	require.NoError(t, err)
-	return c, w
+	return cl, w
 }
 
 // installServiceMonitorCRD installs (or updates) the testdata stand-in for
@@ -134,17 +139,25 @@ func TestServerSideDryRun(t *testing.T) {
 	e := needEnv(t)
 	installServiceMonitorCRD(t, e)
 	c, w := adminClient(t, e)
-	for _, r := range roots(t) {
-		t.Run(r.name, func(t *testing.T) {
-			m := render(t, r)
-			applyNamespaces(t, c, m)
-			w.take()
-			for _, obj := range m.objs {
-				assert.NoError(t, apply(t.Context(), c, obj, true))
-				assert.Empty(t, w.take(), "%s: warnings for %s %s/%s", m.root, obj.GetKind(), obj.GetNamespace(), obj.GetName())
-			}
-		})
+	dryRun := func(t *testing.T, c client.Client, w *warnings, r root) {
+		m := render(t, r)
+		applyNamespaces(t, c, m)
+		w.take()
+		for _, obj := range m.objs {
+			assert.NoError(t, apply(t.Context(), c, obj, true))
+			assert.Empty(t, w.take(), "%s: warnings for %s %s/%s", m.root, obj.GetKind(), obj.GetNamespace(), obj.GetName())
+		}
 	}
+	for _, r := range roots(t) {
+		t.Run(r.name, func(t *testing.T) { dryRun(t, c, w, r) })
+	}
+	// deploy/kubevirt-cluster goes to the KubeVirt cluster, which has the
+	// KubeVirt CRDs its rules name.
+	r := kubevirtClusterRoot(t)
+	t.Run(r.name, func(t *testing.T) {
+		kc, kw := clusterClient(t, e.Cluster(clusterName))
+		dryRun(t, kc, kw, r)
+	})
 }
 
 // TestServerSideDryRunRejects shows that the dry-run above can fail: the

@@ -68,19 +68,22 @@ func (st *suite) starterAll(t *testing.T, argLists [][]string) []starterRun {
 }
 
 // TestProvisionAndDeprovision provisions Machines on both clusters, placed
-// by annotation and by --config, checks them on the supervisor and the
-// clusters, then deprovisions them and checks that nothing is left.
+// by annotation and by --config, one with cloud-init, checks them on the
+// supervisor and the clusters, then deprovisions them and checks that
+// nothing is left.
 func TestProvisionAndDeprovision(t *testing.T) {
 	st := need(t)
 	ns := st.namespace(t, "e2e-lifecycle")
+	ci := newCloudInit("e2e-lifecycle-Pa55w0rd")
 	machines := []struct {
 		name, config string
 		byFlag       bool // --config rather than the placement annotation
+		cloudInit    bool
 	}{
-		{"web-1", testenv.ClusterName(1), false},
-		{"web-2", testenv.ClusterName(2), false},
-		{"db-1", testenv.ClusterName(1), true},
-		{"db-2", testenv.ClusterName(2), true},
+		{"web-1", testenv.ClusterName(1), false, true},
+		{"web-2", testenv.ClusterName(2), false, false},
+		{"db-1", testenv.ClusterName(1), true, false},
+		{"db-2", testenv.ClusterName(2), true, false},
 	}
 	var provisions [][]string
 	for _, m := range machines {
@@ -90,7 +93,11 @@ func TestProvisionAndDeprovision(t *testing.T) {
 			annotation = ""
 			args = append(args, "--config", m.config)
 		}
-		st.machine(t, ns, m.name, annotation, map[string]string{names.VMAnnotationPrefix + "owner": "e2e"})
+		var mutate []func(*v1alpha1.Machine)
+		if m.cloudInit {
+			mutate = append(mutate, ci.apply)
+		}
+		st.machine(t, ns, m.name, annotation, map[string]string{names.VMAnnotationPrefix + "owner": "e2e"}, mutate...)
 		provisions = append(provisions, args)
 	}
 
@@ -116,6 +123,9 @@ func TestProvisionAndDeprovision(t *testing.T) {
 		assert.Nil(t, machine.Status.FailureReason, m.name)
 
 		checkVM(t, st.vm(t, m.config, ns, m.name), m.name)
+		if m.cloudInit {
+			st.checkCloudInit(t, m.config, ns, m.name, ci)
+		}
 		for _, c := range st.Env.Clusters {
 			if c.Name != m.config {
 				assert.Nil(t, st.vm(t, c.Name, ns, m.name), "%s has no VM on %s", m.name, c.Name)
@@ -207,13 +217,15 @@ func checkVM(t *testing.T, vm *kubevirtv1.VirtualMachine, machine string) {
 }
 
 // TestBootFailure: a VM that cannot boot fails the Machine with the reason
-// and compensation removes everything the run created.
+// and compensation removes everything the run created, its cloud-init
+// Secret included.
 func TestBootFailure(t *testing.T) {
 	st := need(t)
 	ns := st.namespace(t, "e2e-bootfail")
+	ci := newCloudInit("e2e-bootfail-Pa55w0rd")
 	st.machine(t, ns, "broken", testenv.ClusterName(1), map[string]string{
 		kubevirtsim.FailureAnnotation: string(kubevirtsim.CrashLoopBackOff),
-	})
+	}, ci.apply)
 
 	code, stdout, stderr := st.starter(t, "provision", ns+"/broken", "--wait")
 	require.Equal(t, 1, code, "stdout: %s", stdout)
@@ -226,6 +238,7 @@ func TestBootFailure(t *testing.T) {
 	require.NotNil(t, m.Status.FailureMessage)
 	assert.Contains(t, *m.Status.FailureMessage, "CrashLoopBackOff")
 	assert.Empty(t, st.remains(t, ns, "broken"), "compensation left nothing on the clusters")
+	st.requireNotInHistory(t, workflows.ProvisionWorkflowID(ns, "broken"), "cloud-init password of broken", ci.password)
 	err := st.Env.Supervisor.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "broken"}, &v1alpha1.NetworkConfiguration{})
 	assert.True(t, apierrors.IsNotFound(err), "the NetworkConfiguration was compensated: %v", err)
 }

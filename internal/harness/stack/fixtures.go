@@ -72,7 +72,8 @@ func NewMachine(namespace, name string) *v1alpha1.Machine {
 }
 
 // Leftovers lists what is left of a Machine on every KubeVirt cluster:
-// VMs, PVCs, NADs, each named with its cluster.
+// what testenv.Cluster.MachineLeftovers lists (VMs, VMIs, PVCs, NADs and
+// cloud-init Secrets), each named with its cluster.
 func (s *Stack) Leftovers(ctx context.Context, namespace, name string) ([]string, error) {
 	var left []string
 	var errs []error

@@ -16,10 +16,11 @@ import (
 )
 
 // MachineLeftovers names what is left on c of the Machine namespace/machine:
-// the VirtualMachines, VirtualMachineInstances, PersistentVolumeClaims and
-// NetworkAttachmentDefinitions in namespace that carry machineflow's labels
-// for it, each as "<Kind> <namespace>/<name> on <cluster>". Suites assert
-// it is empty once a deprovision or a compensation has run.
+// the VirtualMachines, VirtualMachineInstances, PersistentVolumeClaims,
+// NetworkAttachmentDefinitions and (cloud-init) Secrets in namespace that
+// carry machineflow's labels for it, each as "<Kind> <namespace>/<name> on
+// <cluster>". Suites assert it is empty once a deprovision or a
+// compensation has run.
 //
 // A PVC being deleted counts as gone: envtest runs no controller-manager to
 // remove its pvc-protection finalizer, which a real cluster does once no
@@ -36,6 +37,7 @@ func (c *Cluster) MachineLeftovers(ctx context.Context, namespace, machine strin
 		{"VirtualMachineInstance", &kubevirtv1.VirtualMachineInstanceList{}},
 		{"PersistentVolumeClaim", &corev1.PersistentVolumeClaimList{}},
 		{"NetworkAttachmentDefinition", nads},
+		{"Secret", &corev1.SecretList{}},
 	}
 	var left []string
 	for _, l := range lists {

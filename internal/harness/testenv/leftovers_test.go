@@ -53,10 +53,13 @@ func TestMachineLeftovers(t *testing.T) {
 		pvc("vm1", "vm1"),
 		deleting,
 		nad("vlan100", "vm1"),
+		&corev1.Secret{ObjectMeta: meta("vm1-cloudinit", "vm1")},
 		// Another Machine's objects and objects without machineflow's labels.
 		withMeta(kubevirtadmission.MinimalVM(ns, ""), meta("vm2", "vm2")),
 		nad("vlan200", "vm2"),
+		&corev1.Secret{ObjectMeta: meta("vm2-cloudinit", "vm2")},
 		pvc("by-hand", ""),
+		&corev1.Secret{ObjectMeta: meta("by-hand", "")},
 	} {
 		require.NoError(t, c.Client.Create(ctx, o), "%T %s", o, o.GetName())
 	}
@@ -69,6 +72,7 @@ func TestMachineLeftovers(t *testing.T) {
 		"VirtualMachineInstance left/vm1 on kubevirt-1",
 		"PersistentVolumeClaim left/vm1 on kubevirt-1",
 		"NetworkAttachmentDefinition left/vlan100 on kubevirt-1",
+		"Secret left/vm1-cloudinit on kubevirt-1",
 	}, left)
 
 	left, err = c.MachineLeftovers(ctx, "default", "vm1")
