@@ -26,19 +26,20 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/activities/contract"
 	"github.com/machineflow/machineflow/controller"
 	"github.com/machineflow/machineflow/internal/harness/freeport"
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/harness/services"
 	"github.com/machineflow/machineflow/internal/harness/stack"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/temporalclient"
+	"github.com/machineflow/machineflow/internal/vmplan"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -319,6 +320,14 @@ func badCases(t *testing.T, st *stack.Stack) []badCase {
 				assert.Equal(t, "bad-alias", m.Annotations[names.PlacementAnnotation])
 				assert.Equal(t, "kubevirt://bad-alias/"+m.Namespace+"/"+m.Name, m.Status.ProviderID)
 			}}},
+		// KubeVirt refuses inline cloud-init over 2048 bytes: it goes
+		// through a Secret, so a handful of SSH keys is fine.
+		{name: "cloudinit-inline-8k", mutate: func(m *v1alpha1.Machine) {
+			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: badLargeUserData(t, m.Namespace, 8<<10)}
+		}, want: badOutcome{running: true, check: badCloudInitInSecret}},
+		{name: "cloudinit-over-1mib", mutate: func(m *v1alpha1.Machine) {
+			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: badLargeUserData(t, m.Namespace, vmplan.MaxCloudInitBytes+1)}
+		}, want: invalidSpec(fmt.Sprintf("spec.cloudInit.userData: %d bytes, more than the %d a Kubernetes Secret can hold", vmplan.MaxCloudInitBytes+1, vmplan.MaxCloudInitBytes))},
 		{name: "vm-conflict", setup: func(t *testing.T, st *stack.Stack, ns string) { badForeignVM(t, st, ns, "vm") },
 			want: badOutcome{failed: &badFailure{contract.ErrTypeConflict,
 				"VirtualMachine bad-vm-conflict/vm on kubevirt-1 exists and is not managed by machineflow"}}},
@@ -673,10 +682,7 @@ func badForeignVM(t *testing.T, st *stack.Stack, ns, name string) {
 	ctx := t.Context()
 	c := st.Env.Clusters[0].Client
 	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	vm := &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: kubevirtv1.VirtualMachineSpec{
-		RunStrategy: ptr.To(kubevirtv1.RunStrategyHalted),
-		Template:    &kubevirtv1.VirtualMachineInstanceTemplateSpec{},
-	}}
+	vm := kubevirtadmission.MinimalVM(ns, name)
 	require.NoError(t, c.Create(ctx, vm))
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
@@ -687,4 +693,36 @@ func badForeignVM(t *testing.T, st *stack.Stack, ns, name string) {
 			assert.NoError(t, c.Delete(ctx, got))
 		}
 	})
+}
+
+// badLargeUserData is a cloud-config of n bytes: SSH keys, one with a
+// token the secret sweep looks for.
+func badLargeUserData(t *testing.T, ns string, n int) string {
+	t.Helper()
+	token := badToken(t)
+	rememberSecret("large cloud-init of "+ns, []byte(token))
+	b := strings.Builder{}
+	b.WriteString("#cloud-config\nssh_authorized_keys:\n  - ssh-ed25519 " + token + " first\n")
+	for b.Len() < n {
+		b.WriteString("  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1aWxkLXRoZS1sYXJnZXN0LWNsb3VkLWluaXQtcGF5bG9hZA user@host\n")
+	}
+	return b.String()[:n]
+}
+
+// badCloudInitInSecret: the VM carries no cloud-init payload, only a
+// reference to the Secret next to it, which holds the Machine's.
+func badCloudInitInSecret(t *testing.T, st *stack.Stack, m *v1alpha1.Machine, vm *kubevirtv1.VirtualMachine) {
+	t.Helper()
+	var source *kubevirtv1.CloudInitNoCloudSource
+	for _, v := range vm.Spec.Template.Spec.Volumes {
+		if v.CloudInitNoCloud != nil {
+			source = v.CloudInitNoCloud
+		}
+	}
+	require.NotNil(t, source, "the VM has a cloud-init volume")
+	assert.Empty(t, source.UserData+source.UserDataBase64+source.NetworkData+source.NetworkDataBase64, "no payload in the VM")
+	require.NotNil(t, source.UserDataSecretRef)
+	secret := &corev1.Secret{}
+	require.NoError(t, st.Env.Clusters[0].Client.Get(t.Context(), client.ObjectKey{Namespace: vm.Namespace, Name: source.UserDataSecretRef.Name}, secret))
+	assert.Equal(t, m.Spec.CloudInit.UserData, string(secret.Data[vmplan.CloudInitUserDataKey]))
 }

@@ -18,16 +18,19 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/machineflow/machineflow/internal/harness/childproc"
+	"github.com/machineflow/machineflow/internal/harness/kubevirtadmission"
 	"github.com/machineflow/machineflow/internal/harness/runner"
 	"github.com/machineflow/machineflow/internal/harness/testenv"
 	"github.com/machineflow/machineflow/internal/harness/testutil"
 	"github.com/machineflow/machineflow/internal/names"
 	"github.com/machineflow/machineflow/internal/scheme"
+	"github.com/machineflow/machineflow/internal/vmplan"
 	"github.com/machineflow/machineflow/workflows"
 )
 
@@ -44,7 +47,9 @@ func TestMakeRunSmoke(t *testing.T) {
 
 	// First run: one example Machine to Running.
 	example := filepath.Join(root, "examples", "machine-small.yaml")
-	first := startRun(t, root, bin, dir, temporal, example)
+	// And one with several KB of cloud-init, more than KubeVirt takes inline.
+	cloudInit := filepath.Join(root, "examples", "machine-cloud-init.yaml")
+	first := startRun(t, root, bin, dir, temporal, example+","+cloudInit)
 	first.waitOutput(t, readyLine, 5*time.Minute)
 	t.Logf("first start: ready after %s", first.readyAfter)
 
@@ -60,6 +65,27 @@ func TestMakeRunSmoke(t *testing.T) {
 	vm := &kubevirtv1.VirtualMachine{}
 	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: machineName}, vm))
 	assert.Equal(t, names.ManagedByValue, vm.Labels[names.ManagedByLabel])
+	require.NoError(t, kubevirtadmission.Probe(t.Context(), kv), "KubeVirt's admission judges the sandbox's VMs")
+
+	ciMachine := &v1alpha1.Machine{}
+	require.Eventually(t, func() bool {
+		err := sup.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: "demo-cloud-init"}, ciMachine)
+		return err == nil && ciMachine.Status.Phase == "Running"
+	}, 3*time.Minute, 500*time.Millisecond, "Machine demo-cloud-init Running; last status %+v", ciMachine.Status)
+	ciVM := &kubevirtv1.VirtualMachine{}
+	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: "demo-cloud-init"}, ciVM))
+	var ciSource *kubevirtv1.CloudInitNoCloudSource
+	for _, v := range ciVM.Spec.Template.Spec.Volumes {
+		if v.CloudInitNoCloud != nil {
+			ciSource = v.CloudInitNoCloud
+		}
+	}
+	require.NotNil(t, ciSource)
+	assert.Empty(t, ciSource.UserData, "the VM carries no payload")
+	require.NotNil(t, ciSource.UserDataSecretRef)
+	ciSecret := &corev1.Secret{}
+	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: ciSource.UserDataSecretRef.Name}, ciSecret))
+	assert.Greater(t, len(ciSecret.Data[vmplan.CloudInitUserDataKey]), 2048, "more than KubeVirt takes inline")
 
 	kvc := &v1alpha1.KubevirtConfig{}
 	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKey{Name: testenv.ClusterName(1)}, kvc))
