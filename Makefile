@@ -40,7 +40,7 @@ $(BIN)/staticcheck: $(TOOLS_DIR)/go.mod
 # KubeVirt's own admission code and CRD generators, from kubevirt.io/kubevirt
 # in a module of their own (its k8s.io replace lines must not reach ours).
 $(BIN)/kubevirt-webhook: $(KUBEVIRT_DIR)/go.mod $(wildcard $(KUBEVIRT_DIR)/cmd/kubevirt-webhook/*.go)
-	@echo ">> building kubevirt-webhook from kubevirt.io/kubevirt (about 8 minutes, once)"
+	@echo ">> building kubevirt-webhook from kubevirt.io/kubevirt (about 5 minutes, once)"
 	cd $(KUBEVIRT_DIR) && $(GO) build -trimpath -o $@ ./cmd/kubevirt-webhook
 
 $(BIN)/crdgen: $(KUBEVIRT_DIR)/go.mod $(wildcard $(KUBEVIRT_DIR)/cmd/crdgen/*.go)

@@ -230,23 +230,13 @@ func register(ctx context.Context, virtCli kubecli.KubevirtClient, namespace, ur
 	}
 
 	vwc := components.NewVirtAPIValidatingWebhookConfiguration(namespace)
-	kept := vwc.Webhooks[:0]
-	for _, wh := range vwc.Webhooks {
-		if cc, ok := served(wh.ClientConfig.Service); ok {
-			wh.ClientConfig = cc
-			kept = append(kept, wh)
-		}
-	}
-	vwc.Webhooks = kept
+	vwc.Webhooks = keepServed(vwc.Webhooks, func(w *admissionregistrationv1.ValidatingWebhook) *admissionregistrationv1.WebhookClientConfig {
+		return &w.ClientConfig
+	}, served)
 	mwc := components.NewVirtAPIMutatingWebhookConfiguration(namespace)
-	keptM := mwc.Webhooks[:0]
-	for _, wh := range mwc.Webhooks {
-		if cc, ok := served(wh.ClientConfig.Service); ok {
-			wh.ClientConfig = cc
-			keptM = append(keptM, wh)
-		}
-	}
-	mwc.Webhooks = keptM
+	mwc.Webhooks = keepServed(mwc.Webhooks, func(w *admissionregistrationv1.MutatingWebhook) *admissionregistrationv1.WebhookClientConfig {
+		return &w.ClientConfig
+	}, served)
 
 	ar := virtCli.AdmissionregistrationV1()
 	if err := apply(ctx, vwc, ar.ValidatingWebhookConfigurations().Create, ar.ValidatingWebhookConfigurations().Get, ar.ValidatingWebhookConfigurations().Update,
@@ -255,6 +245,22 @@ func register(ctx context.Context, virtCli kubecli.KubevirtClient, namespace, ur
 	}
 	return apply(ctx, mwc, ar.MutatingWebhookConfigurations().Create, ar.MutatingWebhookConfigurations().Get, ar.MutatingWebhookConfigurations().Update,
 		func(cur, want *admissionregistrationv1.MutatingWebhookConfiguration) { cur.Webhooks = want.Webhooks })
+}
+
+// keepServed keeps the webhooks whose service reference served turns
+// into a client configuration, with that configuration.
+func keepServed[W any](hooks []W, config func(*W) *admissionregistrationv1.WebhookClientConfig,
+	served func(*admissionregistrationv1.ServiceReference) (admissionregistrationv1.WebhookClientConfig, bool),
+) []W {
+	kept := hooks[:0]
+	for _, wh := range hooks {
+		cc := config(&wh)
+		if next, ok := served(cc.Service); ok {
+			*cc = next
+			kept = append(kept, wh)
+		}
+	}
+	return kept
 }
 
 type object interface {
