@@ -93,6 +93,10 @@ type badCase struct {
 	// force deletes the Machine with names.ForceDeprovisionAnnotation: it
 	// is placed on a cluster that cannot be cleaned up.
 	force bool
+	// presetNetworkConfiguration: setup made the Machine's
+	// NetworkConfiguration, so a failed provision rightly leaves it (it
+	// compensates only what it created); deleting the Machine removes it.
+	presetNetworkConfiguration bool
 }
 
 // badResult is a case's line in the report.
@@ -183,7 +187,7 @@ func badRun(t *testing.T, st *stack.Stack, c badCase) badResult {
 		badRequireReported(t, st, key, controller.ReasonProvisionRetrying, want)
 		got := badMachine(t, st, key)
 		assert.Equal(t, v1alpha1.MachinePhaseCreating, got.Status.Phase, "a retried step leaves the Machine Creating")
-		badRequireLeftNothing(t, st, ns, m.Name)
+		badRequireLeftNothing(t, st, ns, m.Name, false)
 		res.outcome, res.message = "retrying", msg
 		if w.waiting != nil {
 			w.fix(t, ns)
@@ -203,13 +207,13 @@ func badRun(t *testing.T, st *stack.Stack, c badCase) badResult {
 	res.took = time.Since(start)
 	badRequireNoSecretIn(t, badMachine(t, st, key))
 	if c.want.failed != nil {
-		badRequireLeftNothing(t, st, ns, m.Name)
+		badRequireLeftNothing(t, st, ns, m.Name, c.presetNetworkConfiguration)
 		badRequireReported(t, st, key, controller.ReasonProvisionFailed, c.want.failed)
 	}
 
 	res.runs = badRequireBackoff(t, st, id)
 	badDelete(t, st, key, c.force)
-	badRequireLeftNothing(t, st, ns, m.Name)
+	badRequireLeftNothing(t, st, ns, m.Name, false)
 	assertNoOpenWorkflows(t, st, ns)
 	return res
 }
@@ -328,6 +332,14 @@ func badCases(t *testing.T, st *stack.Stack) []badCase {
 		{name: "cloudinit-over-1mib", mutate: func(m *v1alpha1.Machine) {
 			m.Spec.CloudInit = &v1alpha1.CloudInitConfig{UserData: badLargeUserData(t, m.Namespace, vmplan.MaxCloudInitBytes+1)}
 		}, want: invalidSpec(fmt.Sprintf("spec.cloudInit.userData: %d bytes, more than the %d a Kubernetes Secret can hold", vmplan.MaxCloudInitBytes+1, vmplan.MaxCloudInitBytes))},
+		// A NetworkConfiguration made by someone else (an IPAM operator),
+		// with a MAC only KubeVirt checks: its refusal, quoted, is the
+		// Machine's final error.
+		{name: "netconf-mac-malformed", setup: func(t *testing.T, st *stack.Stack, ns string) {
+			badNetworkConfiguration(t, st, ns, "vm", "de:ad:00:00:be")
+		},
+			presetNetworkConfiguration: true,
+			want:                       invalidSpec(`admission webhook "virtualmachine-validator.kubevirt.io" denied the request: interface spec.template.spec.domain.devices.interfaces[0].name has malformed MAC address (de:ad:00:00:be).`)},
 		{name: "vm-conflict", setup: func(t *testing.T, st *stack.Stack, ns string) { badForeignVM(t, st, ns, "vm") },
 			want: badOutcome{failed: &badFailure{contract.ErrTypeConflict,
 				"VirtualMachine bad-vm-conflict/vm on kubevirt-1 exists and is not managed by machineflow"}}},
@@ -487,9 +499,10 @@ func badOnlyVM(t *testing.T, st *stack.Stack, m *v1alpha1.Machine) *kubevirtv1.V
 
 // badRequireLeftNothing asserts that nothing of the Machine is left: no
 // VM, VMI, PVC or NAD on any cluster, no NetworkConfiguration on the
-// supervisor. A name too long for a label value cannot label anything, so
+// supervisor (but the Machine's own NetworkConfiguration with
+// keepsNetworkConfiguration). A name too long for a label value cannot label anything, so
 // for it nothing at all may be in the namespace.
-func badRequireLeftNothing(t *testing.T, st *stack.Stack, ns, name string) {
+func badRequireLeftNothing(t *testing.T, st *stack.Stack, ns, name string, keepsNetworkConfiguration bool) {
 	t.Helper()
 	ctx := t.Context()
 	var left []string
@@ -514,7 +527,9 @@ func badRequireLeftNothing(t *testing.T, st *stack.Stack, ns, name string) {
 	var ncs v1alpha1.NetworkConfigurationList
 	require.NoError(t, st.Env.Supervisor.Client.List(ctx, &ncs, client.InNamespace(ns)))
 	for _, nc := range ncs.Items {
-		left = append(left, "NetworkConfiguration "+nc.Name+" on the supervisor")
+		if !(keepsNetworkConfiguration && nc.Name == name) {
+			left = append(left, "NetworkConfiguration "+nc.Name+" on the supervisor")
+		}
 	}
 	assert.Empty(t, left, "left behind by Machine %s/%s", ns, name)
 }
@@ -725,4 +740,20 @@ func badCloudInitInSecret(t *testing.T, st *stack.Stack, m *v1alpha1.Machine, vm
 	secret := &corev1.Secret{}
 	require.NoError(t, st.Env.Clusters[0].Client.Get(t.Context(), client.ObjectKey{Namespace: vm.Namespace, Name: source.UserDataSecretRef.Name}, secret))
 	assert.Equal(t, m.Spec.CloudInit.UserData, string(secret.Data[vmplan.CloudInitUserDataKey]))
+}
+
+// badNetworkConfiguration is a NetworkConfiguration for Machine name,
+// labelled as machineflow's, whose interface on the stack's VLAN has mac.
+func badNetworkConfiguration(t *testing.T, st *stack.Stack, ns, name, mac string) {
+	t.Helper()
+	nad, err := vmplan.BuildNAD(contract.MachineRef{Namespace: ns, Name: name}, stack.VLANID, "0.3.1")
+	require.NoError(t, err)
+	nc := &v1alpha1.NetworkConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: names.ManagedLabels(name)},
+		Spec: v1alpha1.NetworkConfigurationSpec{
+			Name:              vmplan.ShortNetworkConfigName(name),
+			NetworkInterfaces: []v1alpha1.NetworkConfigurationInterface{{Name: nad.GetName(), MacAddress: mac}},
+		},
+	}
+	require.NoError(t, st.Env.Supervisor.Client.Create(t.Context(), nc))
 }
