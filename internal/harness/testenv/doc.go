@@ -13,9 +13,9 @@
 //     rotation and unreachable clusters are what the code under test deals
 //     with, and they only exist with separate endpoints.
 //
-//   - The servers start concurrently, so one supervisor plus two clusters are
-//     up in a few seconds (BenchmarkStart reports the figure); a suite starts
-//     its Env once and isolates tests by namespace or object name.
+//   - The servers start concurrently, and a suite starts its Env once and
+//     isolates tests by namespace or object name: starting one is the
+//     costliest thing a test does (BenchmarkStart reports the figure).
 //
 //   - Binaries come from ./bin (built by `make tools` from Go modules), found
 //     from the repository root, so `go test` works without KUBEBUILDER_ASSETS.
