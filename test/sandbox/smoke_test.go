@@ -49,7 +49,8 @@ func TestMakeRunSmoke(t *testing.T) {
 	example := filepath.Join(root, "examples", "machine-small.yaml")
 	// And one with several KB of cloud-init, more than KubeVirt takes inline.
 	cloudInit := filepath.Join(root, "examples", "machine-cloud-init.yaml")
-	first := startRun(t, root, bin, dir, temporal, example+","+cloudInit)
+	inline := filepath.Join(root, "examples", "machine-cloud-init-inline.yaml")
+	first := startRun(t, root, bin, dir, temporal, strings.Join([]string{example, cloudInit, inline}, ","))
 	first.waitOutput(t, readyLine, 5*time.Minute)
 	t.Logf("first start: ready after %s", first.readyAfter)
 
@@ -67,25 +68,9 @@ func TestMakeRunSmoke(t *testing.T) {
 	assert.Equal(t, names.ManagedByValue, vm.Labels[names.ManagedByLabel])
 	require.NoError(t, kubevirtadmission.Probe(t.Context(), kv), "KubeVirt's admission judges the sandbox's VMs")
 
-	ciMachine := &v1alpha1.Machine{}
-	require.Eventually(t, func() bool {
-		err := sup.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: "demo-cloud-init"}, ciMachine)
-		return err == nil && ciMachine.Status.Phase == "Running"
-	}, 3*time.Minute, 500*time.Millisecond, "Machine demo-cloud-init Running; last status %+v", ciMachine.Status)
-	ciVM := &kubevirtv1.VirtualMachine{}
-	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: "demo-cloud-init"}, ciVM))
-	var ciSource *kubevirtv1.CloudInitNoCloudSource
-	for _, v := range ciVM.Spec.Template.Spec.Volumes {
-		if v.CloudInitNoCloud != nil {
-			ciSource = v.CloudInitNoCloud
-		}
+	for _, name := range []string{"demo-cloud-init", "demo-cloud-init-inline"} {
+		requireCloudInitInSecret(t, sup, kv, name)
 	}
-	require.NotNil(t, ciSource)
-	assert.Empty(t, ciSource.UserData, "the VM carries no payload")
-	require.NotNil(t, ciSource.UserDataSecretRef)
-	ciSecret := &corev1.Secret{}
-	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: ciSource.UserDataSecretRef.Name}, ciSecret))
-	assert.Greater(t, len(ciSecret.Data[vmplan.CloudInitUserDataKey]), 2048, "more than KubeVirt takes inline")
 
 	kvc := &v1alpha1.KubevirtConfig{}
 	require.NoError(t, sup.Get(t.Context(), crclient.ObjectKey{Name: testenv.ClusterName(1)}, kvc))
@@ -324,4 +309,29 @@ func temporalClient(t *testing.T, address string) client.Client {
 	})
 	require.NoError(t, err)
 	return c
+}
+
+// requireCloudInitInSecret: Machine name goes Running, with several KB of
+// cloud-init in a Secret next to its VM, and none in the VM.
+func requireCloudInitInSecret(t *testing.T, sup, kv crclient.Client, name string) {
+	t.Helper()
+	m := &v1alpha1.Machine{}
+	require.Eventually(t, func() bool {
+		err := sup.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: name}, m)
+		return err == nil && m.Status.Phase == v1alpha1.MachinePhaseRunning
+	}, 3*time.Minute, 500*time.Millisecond, "Machine %s Running; last status %+v", name, m.Status)
+	vm := &kubevirtv1.VirtualMachine{}
+	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: name}, vm))
+	var source *kubevirtv1.CloudInitNoCloudSource
+	for _, v := range vm.Spec.Template.Spec.Volumes {
+		if v.CloudInitNoCloud != nil {
+			source = v.CloudInitNoCloud
+		}
+	}
+	require.NotNil(t, source, name)
+	assert.Empty(t, source.UserData, "%s: the VM carries no payload", name)
+	require.NotNil(t, source.UserDataSecretRef, name)
+	secret := &corev1.Secret{}
+	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: source.UserDataSecretRef.Name}, secret))
+	assert.Greater(t, len(secret.Data[vmplan.CloudInitUserDataKey]), 2048, "%s: more than KubeVirt takes inline", name)
 }
