@@ -133,7 +133,7 @@ func TestSimulator(t *testing.T) {
 		err = sim.Run(t.Context())
 		require.ErrorContains(t, err, "kubevirtsim supervisor: the API server does not serve kubevirt.io/v1")
 	})
-	startSimulator(t, env.Clusters[0].VirtController, Options{Name: env.Clusters[0].Name, AddressPool: pool, BootDelay: 400 * time.Millisecond, TerminationDelay: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond})
+	startSimulator(t, env.Clusters[0].VirtController, Options{Name: env.Clusters[0].Name, AddressPool: pool, BootDelay: 1500 * time.Millisecond, TerminationDelay: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond})
 	prefix := netip.MustParsePrefix(pool)
 
 	t.Run("boots a VM to Running with addresses", func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -188,10 +189,10 @@ func serveMux(cc *virtconfig.ClusterConfig, virtCli kubecli.KubevirtClient, inf 
 	return mux
 }
 
-// ensureKubeVirtCR creates KubeVirt's namespace and a KubeVirt CR as a
-// default install has them, unless they exist: the CR is where the
-// cluster configuration (feature gates among it) comes from, and a test
-// may edit it.
+// ensureKubeVirtCR creates KubeVirt's namespace and a deployed KubeVirt
+// CR as a default install has them, unless they exist: the CR is where
+// the cluster configuration (feature gates among it) comes from, and a
+// test may edit it.
 func ensureKubeVirtCR(ctx context.Context, virtCli kubecli.KubevirtClient, namespace string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
 	if _, err := virtCli.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -205,8 +206,25 @@ func ensureKubeVirtCR(ctx context.Context, virtCli kubecli.KubevirtClient, names
 			ImagePullPolicy:             corev1.PullIfNotPresent,
 		},
 	}
-	if _, err := virtCli.KubeVirt(namespace).Create(ctx, kv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	created, err := virtCli.KubeVirt(namespace).Create(ctx, kv, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		if created, err = virtCli.KubeVirt(namespace).Get(ctx, kv.Name, metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("reading the KubeVirt CR %s/%s: %w", namespace, kv.Name, err)
+		}
+	case err != nil:
 		return fmt.Errorf("creating the KubeVirt CR %s/%s: %w", namespace, kv.Name, err)
+	}
+	// KubeVirt's components take their configuration only from a CR
+	// virt-operator has deployed, with the default architecture it
+	// records; this server stands in for that install.
+	if created.Status.Phase == virtv1.KubeVirtPhaseDeployed && created.Status.DefaultArchitecture != "" {
+		return nil
+	}
+	created.Status.Phase = virtv1.KubeVirtPhaseDeployed
+	created.Status.DefaultArchitecture = runtime.GOARCH
+	if _, err := virtCli.KubeVirt(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("marking the KubeVirt CR %s/%s deployed: %w", namespace, kv.Name, err)
 	}
 	return nil
 }
