@@ -728,17 +728,7 @@ func badLargeUserData(t *testing.T, ns string, n int) string {
 // reference to the Secret next to it, which holds the Machine's.
 func badCloudInitInSecret(t *testing.T, st *stack.Stack, m *v1alpha1.Machine, vm *kubevirtv1.VirtualMachine) {
 	t.Helper()
-	var source *kubevirtv1.CloudInitNoCloudSource
-	for _, v := range vm.Spec.Template.Spec.Volumes {
-		if v.CloudInitNoCloud != nil {
-			source = v.CloudInitNoCloud
-		}
-	}
-	require.NotNil(t, source, "the VM has a cloud-init volume")
-	assert.Empty(t, source.UserData+source.UserDataBase64+source.NetworkData+source.NetworkDataBase64, "no payload in the VM")
-	require.NotNil(t, source.UserDataSecretRef)
-	secret := &corev1.Secret{}
-	require.NoError(t, st.Env.Clusters[0].Client.Get(t.Context(), client.ObjectKey{Namespace: vm.Namespace, Name: source.UserDataSecretRef.Name}, secret))
+	secret := testutil.RequireCloudInitInSecret(t, st.Env.Clusters[0].Client, vm)
 	assert.Equal(t, m.Spec.CloudInit.UserData, string(secret.Data[vmplan.CloudInitUserDataKey]))
 }
 

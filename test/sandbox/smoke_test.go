@@ -18,7 +18,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
@@ -322,16 +321,6 @@ func requireCloudInitInSecret(t *testing.T, sup, kv crclient.Client, name string
 	}, 3*time.Minute, 500*time.Millisecond, "Machine %s Running; last status %+v", name, m.Status)
 	vm := &kubevirtv1.VirtualMachine{}
 	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: name}, vm))
-	var source *kubevirtv1.CloudInitNoCloudSource
-	for _, v := range vm.Spec.Template.Spec.Volumes {
-		if v.CloudInitNoCloud != nil {
-			source = v.CloudInitNoCloud
-		}
-	}
-	require.NotNil(t, source, name)
-	assert.Empty(t, source.UserData, "%s: the VM carries no payload", name)
-	require.NotNil(t, source.UserDataSecretRef, name)
-	secret := &corev1.Secret{}
-	require.NoError(t, kv.Get(t.Context(), crclient.ObjectKey{Namespace: machineNamespace, Name: source.UserDataSecretRef.Name}, secret))
+	secret := testutil.RequireCloudInitInSecret(t, kv, vm)
 	assert.Greater(t, len(secret.Data[vmplan.CloudInitUserDataKey]), 2048, "%s: more than KubeVirt takes inline", name)
 }
