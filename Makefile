@@ -107,7 +107,9 @@ PURE_PACKAGES := ./activities/contract ./internal/vmplan ./internal/vmstatus ./c
 COVER_MIN     ?= 90
 .PHONY: cover
 cover:
-	@set -o pipefail; $(GO) test -count=1 -cover $(PURE_PACKAGES) | tee /dev/stderr | awk -v min=$(COVER_MIN) '/coverage:/ { for (i = 1; i <= NF; i++) if ($$i == "coverage:") { pct = $$(i+1); sub("%", "", pct); \
+	@# Not tee /dev/stderr: reopening a redirected stderr truncates its file, the log of everything before.
+	@out=$$($(GO) test -count=1 -cover $(PURE_PACKAGES)) || { echo "$$out"; exit 1; }; echo "$$out"; \
+	echo "$$out" | awk -v min=$(COVER_MIN) '/coverage:/ { for (i = 1; i <= NF; i++) if ($$i == "coverage:") { pct = $$(i+1); sub("%", "", pct); \
 		if (pct + 0 < min) { printf "%s: %s%% is below %d%%\n", $$2, pct, min; bad = 1 } } } \
 		END { exit bad }'
 
