@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -101,15 +100,11 @@ func clientFromKubeconfig(file string) (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(b)
-	if err != nil {
-		return nil, err
-	}
 	s, err := scheme.New()
 	if err != nil {
 		return nil, err
 	}
-	return client.New(cfg, client.Options{Scheme: s})
+	return testenv.NewClient(b, s)
 }
 
 // requireAdmitted fails t unless KubeVirt admits vm: a dry-run create

@@ -12,7 +12,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -84,9 +83,7 @@ func TestAddUserAccessFollowsItsBinding(t *testing.T) {
 
 func clientFrom(t *testing.T, env *Env, kubeconfig []byte) client.Client {
 	t.Helper()
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
-	require.NoError(t, err)
-	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	c, err := NewClient(kubeconfig, env.Scheme)
 	require.NoError(t, err)
 	return c
 }

@@ -374,11 +374,7 @@ func (c *Cluster) startAdmission(ctx context.Context, binDir string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(controller)
-	if err != nil {
-		return fmt.Errorf("cluster %s: virt-controller's kubeconfig: %w", c.Name, err)
-	}
-	if c.VirtController, err = client.New(cfg, client.Options{Scheme: c.Client.Scheme()}); err != nil {
+	if c.VirtController, err = NewClient(controller, c.Client.Scheme()); err != nil {
 		return fmt.Errorf("cluster %s: virt-controller's client: %w", c.Name, err)
 	}
 	c.admission, err = kubevirtadmission.Start(ctx, kubevirtadmission.Options{
@@ -392,4 +388,14 @@ func (c *Cluster) startAdmission(ctx context.Context, binDir string) error {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
 	return nil
+}
+
+// NewClient is an uncached client, with scheme s, of the cluster kubeconfig
+// points at. Errors never quote the kubeconfig.
+func NewClient(kubeconfig []byte, s *runtime.Scheme) (client.Client, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("reading a kubeconfig: %w", err)
+	}
+	return client.New(cfg, client.Options{Scheme: s})
 }
